@@ -1,0 +1,1 @@
+"""The Jobmon service: State Manager, Query Service and Visualization server (needs the `server` extra)."""
