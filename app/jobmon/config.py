@@ -146,8 +146,8 @@ def _coerce(value: Any, type_name: Any, where: str) -> Any:
         if not isinstance(value, str):
             raise ConfigError(f"{where}: expected a string, got {value!r}")
         return value
-    if isinstance(value, bool):
-        raise ConfigError(f"{where}: expected a number, got {value!r}")
+    if isinstance(value, bool) or (kind is int and isinstance(value, float)):
+        raise ConfigError(f"{where}: expected {kind.__name__}, got {value!r}")
     try:
         return kind(value)
     except (TypeError, ValueError):

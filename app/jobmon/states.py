@@ -129,7 +129,13 @@ TASK_INSTANCE_TRANSITIONS: dict[TaskInstanceStatus, frozenset[TaskInstanceStatus
 # worker already said "running").
 TASK_INSTANCE_IGNORED: frozenset[tuple[TaskInstanceStatus, TaskInstanceStatus]] = frozenset(
     {
+        # The executor's "submitted" can arrive after a fast task already finished.
         (TI.RUNNING, TI.SUBMITTED_TO_BATCH_EXECUTOR),
+        (TI.DONE, TI.SUBMITTED_TO_BATCH_EXECUTOR),
+        (TI.ERROR, TI.SUBMITTED_TO_BATCH_EXECUTOR),
+        (TI.RESOURCE_ERROR, TI.SUBMITTED_TO_BATCH_EXECUTOR),
+        (TI.UNKNOWN_ERROR, TI.SUBMITTED_TO_BATCH_EXECUTOR),
+        (TI.KILL_SELF, TI.SUBMITTED_TO_BATCH_EXECUTOR),
         (TI.ERROR, TI.UNKNOWN_ERROR),
         (TI.UNKNOWN_ERROR, TI.DONE),
         (TI.UNKNOWN_ERROR, TI.ERROR),

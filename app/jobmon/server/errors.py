@@ -15,6 +15,10 @@ from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
 
+# MySQL/MariaDB client errors that mean "no connection" (can't connect, gone away, lost, too many
+# connections, shutting down) rather than a problem with the statement.
+_CONNECTION_ERRORS = frozenset({1040, 1053, 2002, 2003, 2006, 2013})
+
 
 class ApiError(Exception):
     status = 400
@@ -54,10 +58,15 @@ def register_error_handlers(app: Flask) -> None:
         return jsonify({"error": kind, "reason": exc.description}), exc.code or 500
 
     @app.errorhandler(OperationalError)
-    def _db_unavailable(exc: OperationalError) -> ResponseReturnValue:
-        # The database went away or refused us: the client retries 503 with backoff.
-        log.error("database error: %s", exc.orig)
-        return jsonify({"error": "database_unavailable", "reason": "the database is unavailable"}), 503
+    def _db_error(exc: OperationalError) -> ResponseReturnValue:
+        code = exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
+        if code in _CONNECTION_ERRORS or exc.connection_invalidated:
+            # The database went away: the client retries 503 with backoff.
+            log.error("database unavailable: %s", exc.orig)
+            return jsonify({"error": "database_unavailable", "reason": "the database is unavailable"}), 503
+        # Anything else (a missing grant, say) is a deployment bug: retrying would never help.
+        log.exception("database error")
+        return jsonify({"error": "internal_error", "reason": "internal server error"}), 500
 
     @app.errorhandler(Exception)
     def _bug(exc: Exception) -> ResponseReturnValue:

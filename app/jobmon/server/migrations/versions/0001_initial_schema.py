@@ -419,47 +419,22 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("task_instance_error_log", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_task_instance_error_log_task_instance_id"))
-
+    # Dropping a table drops its indexes; MariaDB refuses to drop an index a foreign key still needs.
     op.drop_table("task_instance_error_log")
-    with op.batch_alter_table("task_instance", schema=None) as batch_op:
-        batch_op.drop_index("ix_task_instance_workflow_run_id_status")
-        batch_op.drop_index("ix_task_instance_task_id")
-        batch_op.drop_index("ix_task_instance_status_report_by_date")
-        batch_op.drop_index("ix_task_instance_executor_id")
-
     op.drop_table("task_instance")
-    with op.batch_alter_table("task_resources", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_task_resources_task_id"))
-
     op.drop_table("task_resources")
     op.drop_table("task_attribute")
     op.drop_table("task_arg")
-    with op.batch_alter_table("task", schema=None) as batch_op:
-        batch_op.drop_index("ix_task_workflow_id_status_date")
-        batch_op.drop_index("ix_task_workflow_id_status")
-
     op.drop_table("task")
     op.drop_table("node_arg")
     op.drop_table("edge")
     op.drop_table("node")
-    with op.batch_alter_table("workflow_run", schema=None) as batch_op:
-        batch_op.drop_index("ix_workflow_run_workflow_id_status")
-        batch_op.drop_index("ix_workflow_run_status_heartbeat_date")
-
     op.drop_table("workflow_run")
     op.drop_table("workflow_attribute")
     op.drop_table("workflow_arg")
     op.drop_table("task_template_version")
-    with op.batch_alter_table("workflow", schema=None) as batch_op:
-        batch_op.drop_index("ix_workflow_status")
-
     op.drop_table("workflow")
     op.drop_table("task_template")
-    with op.batch_alter_table("tool_version", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_tool_version_tool_id"))
-
     op.drop_table("tool_version")
     op.drop_table("tool")
     op.drop_table("queue")

@@ -1,0 +1,244 @@
+"""``jobmon-server``: schema migrations and a development server.
+
+    jobmon-server [--config PATH] db upgrade [REV]      migrate to REV (default: head)
+    jobmon-server [--config PATH] db downgrade REV      migrate down to REV ("base" removes the schema)
+    jobmon-server [--config PATH] db current [--check]  the database's revision and whether it is head
+    jobmon-server [--config PATH] serve [--host H] [--port P] [--services state,query,viz]
+
+Database URLs carry passwords, so they come only from the config file and ``JOBMON_SERVER_*`` variables,
+never from the command line (where ``ps`` and shell history would show them). Migrations use the
+migrate URL (``server.db_url_migrate``, else ``server.db_url``).
+
+Exit status: 0 success; 1 an error (one line on stderr, no traceback); 2 bad usage; 3 ``db current
+--check`` found the database behind head.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+import jobmon
+from jobmon.config import ConfigError, JobmonConfig
+
+PROG = "jobmon-server"
+EXIT_ERROR = 1
+EXIT_NOT_HEAD = 3
+LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
+
+
+class CliError(Exception):
+    """An error the user can act on; main() prints it as one line."""
+
+
+def _services(text: str) -> tuple[str, ...]:
+    from jobmon.server.app import SERVICES
+
+    names = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    unknown = [name for name in names if name not in SERVICES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"expected a comma list of {', '.join(SERVICES)}; got {text!r}"
+        )
+    return names
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 1-65535, got {port}")
+    return port
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Jobmon server: database migrations and a development server."
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {jobmon.__version__}")
+    parser.add_argument(
+        "--config", metavar="PATH",
+        help="config file (default: $JOBMON_CONFIG, else /etc/jobmon/jobmon.toml if it exists)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    db = commands.add_parser("db", help="schema migrations (Alembic) with the migrate URL")
+    db_commands = db.add_subparsers(dest="db_command", required=True, metavar="DB_COMMAND")
+    up = db_commands.add_parser("upgrade", help="migrate up to REV (default head)")
+    up.add_argument("revision", nargs="?", default="head", metavar="REV")
+    up.set_defaults(handler=_db_upgrade)
+    down = db_commands.add_parser("downgrade", help='migrate down to REV ("base" drops every jobmon table)')
+    down.add_argument("revision", metavar="REV")
+    down.set_defaults(handler=_db_downgrade)
+    cur = db_commands.add_parser("current", help="print the database's revision and whether it is head")
+    cur.add_argument("--check", action="store_true",
+                     help=f"exit {EXIT_NOT_HEAD} when the database is not at head")
+    cur.set_defaults(handler=_db_current)
+
+    serve = commands.add_parser(
+        "serve", help="development server (werkzeug) on a loopback address; production runs uWSGI"
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=_port, default=8070, help="TCP port (default 8070)")
+    serve.add_argument("--services", type=_services, default=None, metavar="LIST",
+                       help="comma list of state,query,viz (default all three)")
+    serve.set_defaults(handler=_serve)
+    return parser
+
+
+# -- db -------------------------------------------------------------------------------------------------
+
+def _safe_url(url: str) -> str:
+    """The URL with its password masked, for messages."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable URL>"
+
+
+def _describe(url: str) -> str:
+    from jobmon.server import migrate
+
+    rev = migrate.current(url)
+    head = migrate.head()
+    if rev is None:
+        return f"base (empty database; head is {head})"
+    if rev == head:
+        return f"{rev} (head)"
+    return f"{rev} (not head; head is {head})"
+
+
+def _show_alembic_progress() -> None:
+    # Alembic reports each step it runs ("Running upgrade  -> 0001, ...") at INFO, among chatter.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.addFilter(
+        lambda record: record.levelno > logging.INFO or record.getMessage().startswith("Running")
+    )
+    log = logging.getLogger("alembic")
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+
+
+def _db_upgrade(args: argparse.Namespace, config: JobmonConfig) -> int:
+    from jobmon.server import migrate
+
+    url = config.server.migrate_url
+    _show_alembic_progress()
+    migrate.upgrade(url, args.revision)
+    print(f"database {_safe_url(url)} at revision {_describe(url)}")
+    return 0
+
+
+def _db_downgrade(args: argparse.Namespace, config: JobmonConfig) -> int:
+    from jobmon.server import migrate
+
+    url = config.server.migrate_url
+    _show_alembic_progress()
+    migrate.downgrade(url, args.revision)
+    print(f"database {_safe_url(url)} at revision {_describe(url)}")
+    return 0
+
+
+def _db_current(args: argparse.Namespace, config: JobmonConfig) -> int:
+    from jobmon.server import migrate
+
+    url = config.server.migrate_url
+    print(_describe(url))
+    if args.check and migrate.current(url) != migrate.head():
+        return EXIT_NOT_HEAD
+    return 0
+
+
+# -- serve ----------------------------------------------------------------------------------------------
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _serve(args: argparse.Namespace, config: JobmonConfig) -> int:
+    from werkzeug.serving import run_simple
+
+    from jobmon.server import migrate
+    from jobmon.server.app import SERVICES, create_app
+
+    if not _is_loopback(args.host):
+        raise CliError(
+            f"serve binds loopback addresses only (127.0.0.1, ::1, localhost), not {args.host!r}: "
+            "it is a development server; production runs uWSGI behind nginx"
+        )
+    services = args.services or SERVICES
+    # Fail now, with a clear line, rather than on the first request; a schema behind head only warns.
+    url = _url_in_use(args, config)
+    rev = migrate.current(url)
+    if rev != migrate.head():
+        print(f"{PROG}: warning: database is at {rev or 'base'}, head is {migrate.head()}; "
+              f"run '{PROG} db upgrade'", file=sys.stderr)
+    app = create_app(config, services=services)
+    print(f"{PROG}: serving {','.join(services)} on http://{args.host}:{args.port} (development server)",
+          file=sys.stderr)
+    run_simple(args.host, args.port, app, threaded=True, use_reloader=False)
+    return 0
+
+
+# -- entry point ----------------------------------------------------------------------------------------
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from alembic.util import CommandError
+    from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace, JobmonConfig], int] = args.handler
+    url = "the database"
+    try:
+        config = JobmonConfig.load(args.config)
+        url = _safe_url(_url_in_use(args, config))
+        return handler(args, config)
+    except ConfigError as exc:
+        return _fail(f"configuration error: {exc}")
+    except CliError as exc:
+        return _fail(str(exc))
+    except CommandError as exc:
+        return _fail(f"migration error: {exc}")
+    except ArgumentError as exc:
+        return _fail(f"not a usable database URL (server.db_url*): {exc}")
+    except DBAPIError as exc:
+        # exc.orig is the driver's own message, e.g. (2003, "Can't connect to MySQL server on ...").
+        return _fail(f"database error at {url}: {exc.orig}")
+    except SQLAlchemyError as exc:
+        return _fail(f"database error at {url}: {exc}")
+    except OSError as exc:
+        return _fail(f"{exc.strerror or exc}")
+    except KeyboardInterrupt:
+        return 130
+
+
+def _url_in_use(args: argparse.Namespace, config: JobmonConfig) -> str:
+    if args.command == "db":
+        return config.server.migrate_url
+    if args.services and "state" not in args.services:
+        return config.server.read_only_url
+    return config.server.db_url
+
+
+def _fail(message: str) -> int:
+    print(f"{PROG}: {message}", file=sys.stderr)
+    return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

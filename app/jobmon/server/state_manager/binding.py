@@ -1,0 +1,442 @@
+"""Binding a DAG and its tasks, set-based and chunked.
+
+Each request carries up to 10,000 nodes or tasks (50,000 edges). Existing rows are found with one SELECT
+per ~1,000 keys, missing ones inserted with one executemany insert-or-ignore, and their ids re-selected:
+the number of round trips grows with the number of chunks, never with the number of rows, and two clients
+binding the same thing at once both succeed with the same ids. Rows are plain tuples and dicts on the hot
+path: no ORM object is built per node or task.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+from flask import jsonify
+from flask.typing import ResponseReturnValue
+from sqlalchemy import bindparam, select, update
+
+from jobmon.resources import QueueLimits, Resources, validated
+from jobmon.server.context import rw_sessions
+from jobmon.server.db import db_now, transaction
+from jobmon.server.errors import Conflict, InvalidInput
+from jobmon.server.models import (
+    Dag,
+    Edge,
+    Node,
+    NodeArg,
+    Queue,
+    Task,
+    TaskArg,
+    TaskAttribute,
+    TaskResources,
+    TaskTemplateVersion,
+    Workflow,
+    WorkflowRun,
+)
+from jobmon.server.openapi import request_schema
+from jobmon.server.state_manager import blueprint
+from jobmon.server.state_manager.common import (
+    chunked,
+    insert_ignore,
+    insert_ignore_returning,
+    insert_resources,
+    latest,
+    load,
+    require_ids,
+    table,
+    write_route,
+)
+from jobmon.server.state_manager.inputs import (
+    HASH_SCHEMA,
+    ID_MAX,
+    INT_MAX,
+    STR_MAP_SCHEMA,
+    TEXT_BYTES,
+    fits_text,
+    hex_hash,
+    id_field,
+    item,
+    text_map,
+)
+from jobmon.server.validation import check_type, field, json_body, list_field
+from jobmon.states import ACTIVE_WORKFLOW_RUN_STATES, TaskStatus
+
+MAX_NODES = 10_000
+MAX_EDGES = 50_000
+MAX_TASKS = 10_000
+_node = table(Node)
+_node_arg = table(NodeArg)
+_edge = table(Edge)
+_task = table(Task)
+_task_arg = table(TaskArg)
+_task_attr = table(TaskAttribute)
+_resources = table(TaskResources)
+
+NodeKey = tuple[int, str]
+
+
+# --- nodes -------------------------------------------------------------------------------------------
+
+
+@blueprint.post("/nodes")
+@request_schema({
+    "type": "object",
+    "required": ["nodes"],
+    "properties": {"nodes": {
+        "type": "array",
+        "maxItems": MAX_NODES,
+        "items": {
+            "type": "object",
+            "required": ["task_template_version_id", "node_args_hash"],
+            "properties": {
+                "task_template_version_id": {"type": "integer", "minimum": 1},
+                "node_args_hash": HASH_SCHEMA,
+                "node_args": STR_MAP_SCHEMA,
+            },
+        },
+    }},
+})
+@write_route
+def bind_nodes() -> ResponseReturnValue:
+    """Bind nodes: find or create each node, answering node ids in the request's order.
+
+    A node is identified by its task template version and the hash of its node args; its args are stored
+    when it is created.
+    """
+    items = list_field(json_body(), "nodes", dict, max_items=MAX_NODES)
+    keys: list[NodeKey] = []
+    node_args: dict[NodeKey, dict[str, str]] = {}
+    for i, raw in enumerate(items):
+        with item(f"nodes[{i}]"):
+            key = (id_field(raw, "task_template_version_id"), hex_hash(raw, "node_args_hash"))
+            args = text_map(raw, "node_args")
+        keys.append(key)
+        node_args.setdefault(key, args)
+
+    with transaction(rw_sessions()) as session:
+        ids = _find_nodes(session, node_args)
+        # Key order: concurrent binds then take row locks in the same order and cannot deadlock.
+        new = sorted(k for k in node_args if k not in ids)
+        if new:
+            require_ids(session, TaskTemplateVersion.id, {k[0] for k in new}, "task template version")
+            for node_id, version, digest in insert_ignore_returning(session, _node, [
+                {"task_template_version_id": version, "node_args_hash": digest} for version, digest in new
+            ], _node.c.id, _node.c.task_template_version_id, _node.c.node_args_hash):
+                ids[(version, digest)] = node_id
+            lost = [k for k in new if k not in ids]
+            if lost:
+                # A concurrent identical bind inserted these first: take its rows.
+                ids.update(_find_nodes(session, lost, lock=True))
+            insert_ignore(session, _node_arg, [
+                {"node_id": ids[k], "name": name, "value": value}
+                for k in new
+                for name, value in node_args[k].items()
+            ])
+    return jsonify({"node_ids": [ids[k] for k in keys]})
+
+
+def _find_nodes(session: Any, keys: Iterable[NodeKey], lock: bool = False) -> dict[NodeKey, int]:
+    # Grouped by template version so each SELECT is an index range on (version, hash IN ...).
+    by_version: dict[int, list[str]] = defaultdict(list)
+    for version, digest in keys:
+        by_version[version].append(digest)
+    found: dict[NodeKey, int] = {}
+    for version, digests in by_version.items():
+        for chunk in chunked(digests):
+            stmt = select(_node.c.id, _node.c.node_args_hash).where(
+                _node.c.task_template_version_id == version, _node.c.node_args_hash.in_(chunk)
+            )
+            rows = session.execute(latest(stmt) if lock else stmt)
+            for node_id, digest in rows:
+                found[(version, digest)] = node_id
+    return found
+
+
+# --- DAG and edges -----------------------------------------------------------------------------------
+
+
+@blueprint.post("/dag")
+@request_schema({"type": "object", "required": ["dag_hash"], "properties": {"dag_hash": HASH_SCHEMA}})
+@write_route
+def bind_dag() -> ResponseReturnValue:
+    """Get or create a DAG by its hash; ``created`` says whether this call made it."""
+    digest = hex_hash(json_body(), "dag_hash")
+    with transaction(rw_sessions()) as session:
+        created = insert_ignore(session, table(Dag), [{"hash": digest}]) == 1
+        dag_id = session.execute(latest(select(Dag.id).where(Dag.hash == digest))).scalar_one()
+    return jsonify({"dag_id": dag_id, "created": created})
+
+
+@blueprint.post("/dag/<int:dag_id>/edges")
+@request_schema({
+    "type": "object",
+    "required": ["edges"],
+    "properties": {"edges": {
+        "type": "array",
+        "maxItems": MAX_EDGES,
+        "items": {"type": "array", "minItems": 2, "maxItems": 2,
+                  "items": {"type": "integer", "minimum": 1},
+                  "description": "[upstream_node_id, downstream_node_id]"},
+    }},
+})
+@write_route
+def bind_edges(dag_id: int) -> ResponseReturnValue:
+    """Add upstream -> downstream edges to a DAG; edges it already has are skipped (idempotent)."""
+    raw = list_field(json_body(), "edges", list, max_items=MAX_EDGES)
+    pairs: dict[tuple[int, int], None] = {}  # ordered and unique
+    for i, edge in enumerate(raw):
+        if len(edge) != 2:
+            raise InvalidInput(f"edges[{i}] must be [upstream_node_id, downstream_node_id]")
+        up = check_type(edge[0], int, f"edges[{i}][0]")
+        down = check_type(edge[1], int, f"edges[{i}][1]")
+        if not (1 <= up <= ID_MAX and 1 <= down <= ID_MAX):
+            raise InvalidInput(f"edges[{i}] holds an invalid node id")
+        if up == down:
+            raise InvalidInput(f"edges[{i}]: a node cannot depend on itself")
+        pairs[(up, down)] = None
+
+    with transaction(rw_sessions()) as session:
+        load(session, Dag, dag_id, "dag")
+        existing: set[tuple[int, int]] = set()
+        for chunk in chunked(sorted({down for _, down in pairs})):
+            rows = session.execute(
+                select(_edge.c.upstream_node_id, _edge.c.downstream_node_id).where(
+                    _edge.c.dag_id == dag_id, _edge.c.downstream_node_id.in_(chunk)
+                )
+            )
+            existing.update((up, down) for up, down in rows)
+        new = sorted(p for p in pairs if p not in existing)  # key order, as for nodes
+        inserted = 0
+        if new:
+            # Checked here because MariaDB's INSERT IGNORE would silently drop rows with a bad foreign key.
+            require_ids(session, Node.id, {n for p in new for n in p}, "node")
+            inserted = insert_ignore(session, _edge, [
+                {"dag_id": dag_id, "upstream_node_id": up, "downstream_node_id": down} for up, down in new
+            ])
+    return jsonify({"inserted": inserted})
+
+
+# --- tasks -------------------------------------------------------------------------------------------
+
+_RESOURCES_SCHEMA = {
+    "type": "object",
+    "required": ["queue", "num_cores", "memory_mb", "runtime_s"],
+    "properties": {
+        "queue": {"type": "string"},
+        "num_cores": {"type": "integer", "minimum": 1},
+        "memory_mb": {"type": "integer", "minimum": 1},
+        "runtime_s": {"type": "integer", "minimum": 1},
+    },
+}
+
+
+class _TaskSpec:
+    """One validated task of a bind request (slots: thousands are built per request)."""
+
+    __slots__ = (
+        "args", "attributes", "command", "max_attempts", "name", "node_id", "requested",
+        "scales", "task_args_hash", "valid",
+    )
+
+    def __init__(self, raw: dict[str, Any]) -> None:
+        self.node_id = id_field(raw, "node_id")
+        self.task_args_hash = hex_hash(raw, "task_args_hash")
+        self.name = field(raw, "name", str, max_length=255)
+        self.command = field(raw, "command", str)
+        if not self.command or not fits_text(self.command):
+            raise InvalidInput(f"field 'command' must be 1 to {TEXT_BYTES} bytes")
+        self.max_attempts = field(raw, "max_attempts", int, minimum=1, maximum=1000, default=3)
+        self.args = text_map(raw, "task_args")
+        self.attributes = text_map(raw, "task_attributes")
+        scales = field(raw, "resource_scales", dict, default={})
+        for key, value in scales.items():
+            check_type(value, float, f"field 'resource_scales.{key}'")
+            if not 0 <= value <= 100:
+                raise InvalidInput(f"field 'resource_scales.{key}' must be between 0 and 100")
+        self.scales = json.dumps(scales, sort_keys=True) if scales else "{}"
+        res = field(raw, "resources", dict)
+        with item("resources"):
+            self.requested = Resources(
+                queue=field(res, "queue", str, max_length=255),
+                num_cores=field(res, "num_cores", int, minimum=1, maximum=INT_MAX),
+                memory_mb=field(res, "memory_mb", int, minimum=1, maximum=INT_MAX),
+                runtime_s=field(res, "runtime_s", int, minimum=1, maximum=INT_MAX),
+            )
+        self.valid: Resources = self.requested
+
+
+@blueprint.post("/workflow/<int:workflow_id>/tasks")
+@request_schema({
+    "type": "object",
+    "required": ["workflow_run_id", "tasks"],
+    "properties": {
+        "workflow_run_id": {"type": "integer", "minimum": 1},
+        "tasks": {
+            "type": "array",
+            "maxItems": MAX_TASKS,
+            "items": {
+                "type": "object",
+                "required": ["node_id", "task_args_hash", "name", "command", "resources"],
+                "properties": {
+                    "node_id": {"type": "integer", "minimum": 1},
+                    "task_args_hash": HASH_SCHEMA,
+                    "name": {"type": "string", "maxLength": 255},
+                    "command": {"type": "string", "minLength": 1},
+                    "max_attempts": {"type": "integer", "minimum": 1, "default": 3},
+                    "task_args": STR_MAP_SCHEMA,
+                    "task_attributes": STR_MAP_SCHEMA,
+                    "resource_scales": {"type": "object",
+                                        "additionalProperties": {"type": "number", "minimum": 0}},
+                    "resources": _RESOURCES_SCHEMA,
+                },
+            },
+        },
+    },
+})
+@write_route
+def bind_tasks(workflow_id: int) -> ResponseReturnValue:
+    """Bind tasks of a workflow: create new ones in G, update existing ones, answer ids and statuses.
+
+    New tasks get an O (as requested) and a V (capped at the queue's limits) task_resources row. Existing
+    tasks keep their id and status; a changed command, name, max_attempts or scale is updated, and changed
+    resources get new O and V rows.
+    """
+    body = json_body()
+    run_id = id_field(body, "workflow_run_id")
+    items = list_field(body, "tasks", dict, max_items=MAX_TASKS)
+    specs: dict[int, _TaskSpec] = {}
+    i = 0
+    try:  # one try around the loop, not a context per task: this loop runs 10,000 times a request
+        for i, raw in enumerate(items):  # noqa: B007  (i names the failing item below)
+            spec = _TaskSpec(raw)
+            if spec.node_id in specs:
+                raise InvalidInput(f"node {spec.node_id} appears twice in this request")
+            specs[spec.node_id] = spec
+    except InvalidInput as exc:
+        raise InvalidInput(f"tasks[{i}]: {exc.reason}") from None
+
+    with transaction(rw_sessions()) as session:
+        load(session, Workflow, workflow_id, "workflow")
+        run = load(session, WorkflowRun, run_id, "workflow run")
+        if run.workflow_id != workflow_id:
+            raise InvalidInput(f"workflow run {run_id} belongs to workflow {run.workflow_id}")
+        if run.status not in ACTIVE_WORKFLOW_RUN_STATES:
+            raise Conflict(f"workflow run {run_id} is in status {run.status}: it can no longer bind tasks")
+        limits = {
+            q.name: QueueLimits(q.name, q.max_cores, q.max_memory_mb, q.max_runtime_s)
+            for q in session.execute(select(Queue)).scalars()
+        }
+        for spec in specs.values():
+            queue = limits.get(spec.requested.queue)
+            if queue is None:
+                raise InvalidInput(
+                    f"task for node {spec.node_id}: unknown queue '{spec.requested.queue}'"
+                    f" (known: {', '.join(sorted(limits))})"
+                )
+            spec.valid = validated(spec.requested, queue)
+        now = db_now(session)
+        found = _existing_tasks(session, workflow_id, list(specs))
+        ids: dict[int, int] = {}
+        status: dict[int, str] = {}
+        changed: list[dict[str, Any]] = []
+        needs_resources: list[_TaskSpec] = []
+        for node_id, row in found.items():
+            spec = specs[node_id]
+            ids[node_id] = row.id
+            status[node_id] = row.status
+            if (row.name, row.command, row.max_attempts, row.resource_scales, row.task_args_hash) != (
+                spec.name, spec.command, spec.max_attempts, spec.scales, spec.task_args_hash
+            ):
+                changed.append({
+                    "tid": row.id, "name": spec.name, "command": spec.command,
+                    "max_attempts": spec.max_attempts, "resource_scales": spec.scales,
+                    "task_args_hash": spec.task_args_hash,
+                })
+            current = Resources(row.queue, row.num_cores, row.memory_mb, row.runtime_s)
+            if row.queue is None or current != spec.valid:
+                needs_resources.append(spec)
+
+        new = [specs[n] for n in sorted(specs) if n not in found]  # key order, as for nodes
+        if new:
+            require_ids(session, Node.id, [s.node_id for s in new], "node")
+            inserted = insert_ignore_returning(session, _task, [
+                {
+                    "workflow_id": workflow_id, "node_id": s.node_id, "task_args_hash": s.task_args_hash,
+                    "name": s.name, "command": s.command, "max_attempts": s.max_attempts,
+                    "num_attempts": 0, "resource_scales": s.scales, "status": TaskStatus.REGISTERED.value,
+                    "status_date": now,
+                }
+                for s in new
+            ], _task.c.id, _task.c.node_id)
+            for row in inserted:
+                ids[row.node_id] = row.id
+                status[row.node_id] = TaskStatus.REGISTERED.value
+            lost = [s.node_id for s in new if s.node_id not in ids]
+            if lost:
+                # A concurrent identical bind inserted these first: take its rows.
+                for node_id, row in _existing_tasks(session, workflow_id, lost, lock=True).items():
+                    ids[node_id] = row.id
+                    status[node_id] = row.status
+            insert_ignore(session, _task_arg, [
+                {"task_id": ids[s.node_id], "name": k, "value": v} for s in new for k, v in s.args.items()
+            ])
+            insert_ignore(session, _task_attr, [
+                {"task_id": ids[s.node_id], "name": k, "value": v}
+                for s in new
+                for k, v in s.attributes.items()
+            ])
+            needs_resources.extend(new)
+
+        if changed:
+            session.execute(
+                update(_task)
+                .where(_task.c.id == bindparam("tid"))
+                .values(
+                    name=bindparam("name"), command=bindparam("command"),
+                    max_attempts=bindparam("max_attempts"), resource_scales=bindparam("resource_scales"),
+                    task_args_hash=bindparam("task_args_hash"),
+                ),
+                changed,
+            )
+        if needs_resources:
+            _add_resources(session, [(ids[s.node_id], s.requested, s.valid) for s in needs_resources])
+
+    return jsonify({"tasks": [
+        {"node_id": node_id, "task_id": ids[node_id], "status": status[node_id]} for node_id in specs
+    ]})
+
+
+def _existing_tasks(
+    session: Any, workflow_id: int, node_ids: list[int], lock: bool = False
+) -> dict[int, Any]:
+    """The workflow's tasks on these nodes with their current resources, keyed by node id."""
+    res = _resources
+    found: dict[int, Any] = {}
+    for chunk in chunked(node_ids):
+        stmt = (
+            select(
+                _task.c.id, _task.c.node_id, _task.c.status, _task.c.name, _task.c.command,
+                _task.c.max_attempts, _task.c.resource_scales, _task.c.task_args_hash,
+                res.c.queue, res.c.num_cores, res.c.memory_mb, res.c.runtime_s,
+            )
+            .select_from(_task.outerjoin(res, res.c.id == _task.c.task_resources_id))
+            .where(_task.c.workflow_id == workflow_id, _task.c.node_id.in_(chunk))
+        )
+        for row in session.execute(latest(stmt) if lock else stmt):
+            found[row.node_id] = row
+    return found
+
+
+def _add_resources(session: Any, items: list[tuple[int, Resources, Resources]]) -> None:
+    """An O and a V row per task; the task then points at its V row."""
+    rows: list[dict[str, Any]] = []
+    for task_id, requested, valid in items:
+        for kind, r in (("O", requested), ("V", valid)):
+            rows.append({
+                "task_id": task_id, "resource_type": kind, "queue": r.queue,
+                "num_cores": r.num_cores, "memory_mb": r.memory_mb, "runtime_s": r.runtime_s,
+            })
+    insert_resources(session, rows, "V")
