@@ -2,8 +2,12 @@
 #   make venv        .venv with the package and its dev extras (re-run when pyproject.toml changes)
 #   make lint        ruff over the code
 #   make typecheck   mypy (strict) over the package
+#   make check       everything CI runs after installing packages: lint, typecheck, test, molecule
 #   make test        every test: unit, service (SQLite and a private MariaDB), end-to-end (real uWSGI)
+#   make deploy      deploy the appliance on this machine (Ansible, inventories/local) and start it
 #   make deploy-dev  migrate a SQLite database under var/dev and run the development server on 127.0.0.1
+#   make lint-deploy yamllint and ansible-lint (production profile) over roles, playbooks, molecule
+#   make molecule    the full-stack Molecule scenario: converge, idempotence, verify
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -13,9 +17,21 @@ DEV_HOST ?= 127.0.0.1
 DEV_PORT ?= 8070
 PYTEST_ARGS ?=
 
-.PHONY: venv lint typecheck test deploy-dev clean
+DEPLOY_VENV ?= .venv-deploy
+DEPLOY_BIN := $(DEPLOY_VENV)/bin
+
+.PHONY: check venv deploy-venv lint lint-deploy typecheck test deploy deploy-dev molecule clean
+
+check: lint typecheck lint-deploy test molecule
 
 venv: $(VENV)/.installed
+deploy-venv: $(DEPLOY_VENV)/.installed
+
+# Pinned ansible (12.x, with its bundled collections), ansible-lint, molecule and yamllint.
+$(DEPLOY_VENV)/.installed: requirements-deploy.txt
+	test -x $(DEPLOY_BIN)/python || $(PYTHON) -m venv $(DEPLOY_VENV)
+	$(DEPLOY_BIN)/python -m pip install --quiet -r requirements-deploy.txt
+	touch $@
 
 # The stamp makes `make venv` a no-op until pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -26,11 +42,22 @@ $(VENV)/.installed: pyproject.toml
 lint: venv
 	$(BIN)/ruff check app tests bench
 
+lint-deploy: deploy-venv
+	$(DEPLOY_BIN)/yamllint .
+	PATH="$(abspath $(DEPLOY_BIN)):$$PATH" $(DEPLOY_BIN)/ansible-lint
+
 typecheck: venv
 	$(BIN)/mypy
 
 test: venv
 	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+deploy: deploy-venv
+	$(DEPLOY_BIN)/ansible-playbook playbooks/site.yml
+
+# The client workflow in molecule's verify step runs from the project's venv.
+molecule: venv deploy-venv
+	PATH="$(abspath $(DEPLOY_BIN)):$$PATH" $(DEPLOY_BIN)/molecule test
 
 # The config file names only a SQLite path; JOBMON_CONFIG keeps a deployed /etc/jobmon/jobmon.toml out of it.
 deploy-dev: venv

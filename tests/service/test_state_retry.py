@@ -115,3 +115,23 @@ def test_launching_rejects_bad_input(api: StateApi) -> None:
     api.post(f"/workflow_run/{run}/queue", {"task_ids": [0]}, 400)
     api.post(f"/workflow_run/{run}/instantiate", {"task_ids": [1]}, 400)
     api.post("/workflow_run/999999/instantiate", {"task_ids": [1], "executor_type": "x"}, 404)
+
+
+def test_a_rebind_keeps_adjusted_resources_unless_the_request_changed(api: StateApi) -> None:
+    b = api.bind(1)
+    api.start(b)
+    run, task_id = b.workflow_run_id, b.task_ids[0]
+    _fail(api, run, task_id, "Z")
+    api.launch(run, [task_id])  # A -> Q makes the adjusted row current
+    adjusted_row = api.task(task_id).task_resources_id
+    # Resume with the same request: the adjustment stays.
+    new_run = api.new_run(b.workflow_id, resume=True)
+    b.workflow_run_id = new_run
+    api.bind_tasks(b, [api.task_spec(b.node_ids[0])])
+    assert api.task(task_id).task_resources_id == adjusted_row
+    # A new request from the user starts over from it.
+    api.bind_tasks(b, [api.task_spec(b.node_ids[0], resources={**RESOURCES, "memory_mb": 5000})])
+    with api.session() as s:
+        current = s.get(TaskResources, api.task(task_id).task_resources_id)
+    assert current is not None
+    assert (current.resource_type, current.memory_mb) == ("V", 5000)

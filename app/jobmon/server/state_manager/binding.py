@@ -16,7 +16,7 @@ from typing import Any
 
 from flask import jsonify
 from flask.typing import ResponseReturnValue
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, func, insert, literal, select, update
 
 from jobmon.resources import QueueLimits, Resources, validated
 from jobmon.server.context import rw_sessions
@@ -42,9 +42,10 @@ from jobmon.server.state_manager.common import (
     chunked,
     insert_ignore,
     insert_ignore_returning,
-    insert_resources,
+    insert_rows,
     latest,
     load,
+    point_at_newest_resources,
     require_ids,
     table,
     write_route,
@@ -67,6 +68,9 @@ from jobmon.states import ACTIVE_WORKFLOW_RUN_STATES, TaskStatus
 MAX_NODES = 10_000
 MAX_EDGES = 50_000
 MAX_TASKS = 10_000
+# A resource request shared by at least this many tasks of a request is written set-based (see
+# _add_resources); rarer ones row by row.
+SHARED_REQUEST = 20
 _node = table(Node)
 _node_arg = table(NodeArg)
 _edge = table(Edge)
@@ -122,10 +126,10 @@ def bind_nodes() -> ResponseReturnValue:
         new = sorted(k for k in node_args if k not in ids)
         if new:
             require_ids(session, TaskTemplateVersion.id, {k[0] for k in new}, "task template version")
-            for node_id, version, digest in insert_ignore_returning(session, _node, [
+            for row in insert_ignore_returning(session, _node, [
                 {"task_template_version_id": version, "node_args_hash": digest} for version, digest in new
             ], _node.c.id, _node.c.task_template_version_id, _node.c.node_args_hash):
-                ids[(version, digest)] = node_id
+                ids[(row.task_template_version_id, row.node_args_hash)] = row.id
             lost = [k for k in new if k not in ids]
             if lost:
                 # A concurrent identical bind inserted these first: take its rows.
@@ -301,8 +305,9 @@ def bind_tasks(workflow_id: int) -> ResponseReturnValue:
     """Bind tasks of a workflow: create new ones in G, update existing ones, answer ids and statuses.
 
     New tasks get an O (as requested) and a V (capped at the queue's limits) task_resources row. Existing
-    tasks keep their id and status; a changed command, name, max_attempts or scale is updated, and changed
-    resources get new O and V rows.
+    tasks keep their id and status; a changed command, name, max_attempts or scale is updated, and a
+    request that differs from the task's last O row gets new O and V rows (an unchanged one keeps the
+    task's current, possibly adjusted, resources).
     """
     body = json_body()
     run_id = id_field(body, "workflow_run_id")
@@ -329,16 +334,21 @@ def bind_tasks(workflow_id: int) -> ResponseReturnValue:
             q.name: QueueLimits(q.name, q.max_cores, q.max_memory_mb, q.max_runtime_s)
             for q in session.execute(select(Queue)).scalars()
         }
+        checked: dict[Resources, Resources] = {}  # tasks of a request mostly share one request
         for spec in specs.values():
-            queue = limits.get(spec.requested.queue)
-            if queue is None:
-                raise InvalidInput(
-                    f"task for node {spec.node_id}: unknown queue '{spec.requested.queue}'"
-                    f" (known: {', '.join(sorted(limits))})"
-                )
-            spec.valid = validated(spec.requested, queue)
+            valid = checked.get(spec.requested)
+            if valid is None:
+                queue = limits.get(spec.requested.queue)
+                if queue is None:
+                    raise InvalidInput(
+                        f"task for node {spec.node_id}: unknown queue '{spec.requested.queue}'"
+                        f" (known: {', '.join(sorted(limits))})"
+                    )
+                valid = checked[spec.requested] = validated(spec.requested, queue)
+            spec.valid = valid
         now = db_now(session)
         found = _existing_tasks(session, workflow_id, list(specs))
+        requested = _last_requested(session, [row.id for row in found.values()])
         ids: dict[int, int] = {}
         status: dict[int, str] = {}
         changed: list[dict[str, Any]] = []
@@ -355,8 +365,9 @@ def bind_tasks(workflow_id: int) -> ResponseReturnValue:
                     "max_attempts": spec.max_attempts, "resource_scales": spec.scales,
                     "task_args_hash": spec.task_args_hash,
                 })
-            current = Resources(row.queue, row.num_cores, row.memory_mb, row.runtime_s)
-            if row.queue is None or current != spec.valid:
+            # An unchanged request keeps the task's current row, which may be adjusted (A) by earlier
+            # resource errors: a resumed workflow does not start again from a request that was too small.
+            if requested.get(row.id) != spec.requested:
                 needs_resources.append(spec)
 
         new = [specs[n] for n in sorted(specs) if n not in found]  # key order, as for nodes
@@ -364,13 +375,14 @@ def bind_tasks(workflow_id: int) -> ResponseReturnValue:
             require_ids(session, Node.id, [s.node_id for s in new], "node")
             inserted = insert_ignore_returning(session, _task, [
                 {
-                    "workflow_id": workflow_id, "node_id": s.node_id, "task_args_hash": s.task_args_hash,
-                    "name": s.name, "command": s.command, "max_attempts": s.max_attempts,
-                    "num_attempts": 0, "resource_scales": s.scales, "status": TaskStatus.REGISTERED.value,
-                    "status_date": now,
+                    "node_id": s.node_id, "task_args_hash": s.task_args_hash, "name": s.name,
+                    "command": s.command, "max_attempts": s.max_attempts, "resource_scales": s.scales,
                 }
                 for s in new
-            ], _task.c.id, _task.c.node_id)
+            ], _task.c.id, _task.c.node_id, constants={
+                "workflow_id": workflow_id, "num_attempts": 0, "status": TaskStatus.REGISTERED.value,
+                "status_date": now,
+            })
             for row in inserted:
                 ids[row.node_id] = row.id
                 status[row.node_id] = TaskStatus.REGISTERED.value
@@ -412,31 +424,62 @@ def bind_tasks(workflow_id: int) -> ResponseReturnValue:
 def _existing_tasks(
     session: Any, workflow_id: int, node_ids: list[int], lock: bool = False
 ) -> dict[int, Any]:
-    """The workflow's tasks on these nodes with their current resources, keyed by node id."""
-    res = _resources
+    """The workflow's tasks on these nodes, keyed by node id."""
     found: dict[int, Any] = {}
     for chunk in chunked(node_ids):
-        stmt = (
-            select(
-                _task.c.id, _task.c.node_id, _task.c.status, _task.c.name, _task.c.command,
-                _task.c.max_attempts, _task.c.resource_scales, _task.c.task_args_hash,
-                res.c.queue, res.c.num_cores, res.c.memory_mb, res.c.runtime_s,
-            )
-            .select_from(_task.outerjoin(res, res.c.id == _task.c.task_resources_id))
-            .where(_task.c.workflow_id == workflow_id, _task.c.node_id.in_(chunk))
-        )
+        stmt = select(
+            _task.c.id, _task.c.node_id, _task.c.status, _task.c.name, _task.c.command,
+            _task.c.max_attempts, _task.c.resource_scales, _task.c.task_args_hash,
+        ).where(_task.c.workflow_id == workflow_id, _task.c.node_id.in_(chunk))
         for row in session.execute(latest(stmt) if lock else stmt):
             found[row.node_id] = row
     return found
 
 
+def _last_requested(session: Any, task_ids: list[int]) -> dict[int, Resources]:
+    """What each task last asked for: its newest O row."""
+    res = _resources
+    out: dict[int, Resources] = {}
+    for chunk in chunked(task_ids):
+        newest = (
+            select(func.max(res.c.id))
+            .where(res.c.task_id.in_(chunk), res.c.resource_type == "O")
+            .group_by(res.c.task_id)
+        )
+        for task_id, queue, cores, memory, runtime in session.execute(
+            select(res.c.task_id, res.c.queue, res.c.num_cores, res.c.memory_mb, res.c.runtime_s)
+            .where(res.c.id.in_(newest))
+        ):
+            out[task_id] = Resources(queue, cores, memory, runtime)
+    return out
+
+
 def _add_resources(session: Any, items: list[tuple[int, Resources, Resources]]) -> None:
-    """An O and a V row per task; the task then points at its V row."""
-    rows: list[dict[str, Any]] = []
+    """An O and a V row per task; the task then points at its V row.
+
+    Tasks bound together usually ask for the same resources. Each request shared by many tasks is written
+    with ``INSERT INTO task_resources ... SELECT task.id, <the request> FROM task WHERE id IN (...)``, so
+    only task ids travel and no per-row parameters are built; the few others go in one executemany.
+    """
+    groups: dict[tuple[Resources, Resources], list[int]] = defaultdict(list)
     for task_id, requested, valid in items:
-        for kind, r in (("O", requested), ("V", valid)):
-            rows.append({
-                "task_id": task_id, "resource_type": kind, "queue": r.queue,
-                "num_cores": r.num_cores, "memory_mb": r.memory_mb, "runtime_s": r.runtime_s,
-            })
-    insert_resources(session, rows, "V")
+        groups[(requested, valid)].append(task_id)
+    rows: list[dict[str, Any]] = []
+    for (requested, valid), task_ids in groups.items():
+        pairs = (("O", requested), ("V", valid))
+        if len(task_ids) < SHARED_REQUEST:
+            rows += [{
+                "task_id": task_id, "resource_type": kind, "queue": r.queue, "num_cores": r.num_cores,
+                "memory_mb": r.memory_mb, "runtime_s": r.runtime_s,
+            } for task_id in task_ids for kind, r in pairs]
+            continue
+        for chunk in chunked(task_ids):
+            for kind, r in pairs:
+                session.execute(insert(_resources).from_select(
+                    ["task_id", "resource_type", "queue", "num_cores", "memory_mb", "runtime_s"],
+                    select(_task.c.id, literal(kind), literal(r.queue), literal(r.num_cores),
+                           literal(r.memory_mb), literal(r.runtime_s))
+                    .where(_task.c.id.in_(chunk)),
+                ))
+    insert_rows(session, _resources, rows)
+    point_at_newest_resources(session, (task_id for task_id, _, _ in items), "V")
