@@ -11,6 +11,9 @@ from jobmon.server.errors import InvalidInput
 
 T = TypeVar("T")
 
+# The largest id any table can hold (signed 64-bit): larger ones are unknown ids, not values to bind.
+ID_MAX = 2**63 - 1
+
 _TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "a boolean",
                dict: "an object", list: "a list"}
 

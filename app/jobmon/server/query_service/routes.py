@@ -20,10 +20,8 @@ from jobmon.server.db import db_now
 from jobmon.server.errors import InvalidInput, NotFound
 from jobmon.server.models import Task, TaskInstance, Workflow, WorkflowRun
 from jobmon.server.query_service import blueprint
+from jobmon.server.validation import ID_MAX as MAX_ID
 from jobmon.states import TaskInstanceStatus
-
-# Largest id any column can hold; a larger path id cannot exist (and SQLite cannot even bind it).
-MAX_ID = 2**63 - 1
 
 # A write sets status_date before it commits, so a change can become visible after a poll whose clock
 # was already later than its status_date. Polls by `since` therefore look back this much further; a task

@@ -52,7 +52,6 @@ from jobmon.server.state_manager.common import (
 )
 from jobmon.server.state_manager.inputs import (
     HASH_SCHEMA,
-    ID_MAX,
     INT_MAX,
     STR_MAP_SCHEMA,
     TEXT_BYTES,
@@ -62,7 +61,7 @@ from jobmon.server.state_manager.inputs import (
     item,
     text_map,
 )
-from jobmon.server.validation import check_type, field, json_body, list_field
+from jobmon.server.validation import ID_MAX, check_type, field, json_body, list_field
 from jobmon.states import ACTIVE_WORKFLOW_RUN_STATES, TaskStatus
 
 MAX_NODES = 10_000

@@ -20,7 +20,7 @@ from sqlalchemy.sql.selectable import GenerativeSelect
 from jobmon.server.db import db_now
 from jobmon.server.errors import ApiError, InvalidInput, NotFound
 from jobmon.server.models import Base, Task, TaskResources
-from jobmon.server.state_manager.inputs import ID_MAX
+from jobmon.server.validation import ID_MAX
 
 T = TypeVar("T")
 M = TypeVar("M", bound=Base)

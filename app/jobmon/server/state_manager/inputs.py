@@ -13,9 +13,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from jobmon.server.errors import InvalidInput
-from jobmon.server.validation import check_type, field, str_map
+from jobmon.server.validation import ID_MAX, check_type, field, str_map
 
-ID_MAX = 2**63 - 1
 INT_MAX = 2**31 - 1
 # A report promise longer than this is a bug on the caller's side, not a real job.
 MAX_INCREMENT_S = 30 * 86400

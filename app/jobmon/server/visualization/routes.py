@@ -8,6 +8,7 @@ from flask.typing import ResponseReturnValue
 
 from jobmon.server.context import ro_sessions
 from jobmon.server.errors import ApiError, InvalidInput
+from jobmon.server.validation import ID_MAX as MAX_ID
 from jobmon.server.validation import query_int
 from jobmon.server.visualization import blueprint
 from jobmon.server.visualization.formatting import (
@@ -17,7 +18,6 @@ from jobmon.server.visualization.formatting import (
     human_time,
 )
 from jobmon.server.visualization.summaries import (
-    MAX_ID,
     TASK_STATUS_LETTERS,
     task_detail,
     workflow_summaries,

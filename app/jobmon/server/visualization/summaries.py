@@ -22,9 +22,9 @@ from jobmon.server.models import (
     Workflow,
     WorkflowRun,
 )
+from jobmon.server.validation import ID_MAX as MAX_ID
 from jobmon.states import TaskStatus
 
-MAX_ID = 2**63 - 1
 TASK_STATUS_LETTERS = tuple(s.value for s in TaskStatus)
 
 
