@@ -13,6 +13,7 @@ Fixtures (see each docstring):
   service_db_mariadb   DbUrls of a migrated MariaDB database for a uWSGI-served app
   service_url_mariadb  base URL of uWSGI serving all three services on service_db_mariadb
   service_config       JobmonConfig whose client.service_url is service_url (and [server] is service_db)
+  fake_slack           a started fake Slack Web API on 127.0.0.1 (tests/fake_slack.py)
 
 MariaDB: if mariadbd is not installed, tests that need it skip with the reason, except under CI=true, where
 they fail (CI must never pass by skipping). Tests that use a MariaDB or uWSGI fixture get the ``mariadb`` or
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import pytest
 
+from fake_slack import fake_slack  # noqa: F401  (the fake Slack API fixture, for every test)
 from harness import in_ci
 from harness.mariadb import DbUrls, MariaDBServer, MariaDBStartError, MariaDBUnavailable, database_name
 from harness.uwsgi import ALL_SERVICES, UwsgiService, start_uwsgi, stop_all

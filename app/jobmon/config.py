@@ -5,8 +5,9 @@ Values come from, in increasing precedence:
   2. a TOML file: the path in ``JOBMON_CONFIG``, else ``/etc/jobmon/jobmon.toml`` if it exists;
   3. environment variables ``JOBMON_<SECTION>_<KEY>`` (e.g. ``JOBMON_CLIENT_SERVICE_URL``).
 
-The file holds sections ``[client]``, ``[server]`` and ``[worker]``. Database URLs carry passwords, so the
-deployed file is mode 0600 and never committed; nothing secret has a default here.
+The file holds sections ``[client]``, ``[server]``, ``[worker]``, ``[reaper]`` and ``[qpid]``.
+Database URLs and the Slack token are secrets, so the deployed file is mode 0600 and never committed;
+nothing secret has a default here.
 """
 
 from __future__ import annotations
@@ -73,10 +74,72 @@ class WorkerConfig:
 
 
 @dataclass(frozen=True)
+class ReaperConfig:
+    """The workflow reaper (``jobmon-reaper``). It reaches the service at [client] service_url."""
+
+    # Seconds between loops (Guppy: 10 minutes).
+    poll_interval: float = 600.0
+    # A run in R is lost when its heartbeat deadline passed this many seconds ago (Guppy: 5 minutes).
+    loss_threshold: float = 300.0
+    # A run in G/B that neither moved nor heartbeated for this long is aborted.
+    stuck_threshold: float = 3600.0
+    # A task instance in I/B/R is lost this many seconds after its report-by deadline.
+    overdue_threshold: float = 300.0
+    # Rows asked for and moved per request.
+    batch_size: int = 500
+    # Slack: no token means notifications off (one warning at start).
+    slack_token: str = ""
+    slack_base_url: str = "https://slack.com/api/"
+    slack_channel: str = "#jobmon-alerts"
+    slack_timeout: float = 10.0
+    # Retries after a 429 (slack-sdk's RateLimitErrorRetryHandler waits Retry-After each time).
+    slack_rate_limit_retries: int = 3
+    # Touched after every completed loop; the container's health check reads its age. Empty: none.
+    health_file: str = ""
+    log_level: str = "INFO"
+
+
+@dataclass(frozen=True)
+class QpidConfig:
+    """The qpid max-RSS integration (``jobmon-qpid``) and the accounting collector
+    (``jobmon-qpid-collector``)."""
+
+    # The jobmon database as the qpid-integration user (SELECT and UPDATE of the usage columns only).
+    db_url: str = ""
+    # The qpid accounting database (read by jobmon-qpid, written by the collector).
+    qpid_db_url: str = ""
+    poll_interval: float = 60.0
+    # Rows per UPDATE statement (at least 100) and most instances handled per loop (the bounded backlog).
+    batch_size: int = 1000
+    max_backlog: int = 20_000
+    # Comma-separated executor types whose executor_id is a Grid Engine job[.task] number.
+    executor_types: str = "sge"
+    # Instances that finished more than this many days ago and never got accounting are no longer tried.
+    max_age_days: float = 7.0
+    # The qpid schema (see docs/operations.md); names are checked to be plain identifiers.
+    table: str = "job_usage"
+    job_column: str = "job_number"
+    task_column: str = "task_number"
+    maxrss_column: str = "maxrss_bytes"
+    wallclock_column: str = "wallclock_s"
+    # When the job ended (UTC): Grid Engine reuses job numbers (after wrapping, or a new cell), so a row
+    # only matches an instance submitted before it ended. Empty: the site's table has no such column.
+    end_time_column: str = "end_time"
+    # Collector: the Grid Engine accounting file it tails, and where it keeps its read offset.
+    accounting_file: str = "/var/lib/gridengine/default/common/accounting"
+    offset_file: str = "/var/lib/jobmon/qpid/collector.offset"
+    collector_interval: float = 5.0
+    health_file: str = ""
+    log_level: str = "INFO"
+
+
+@dataclass(frozen=True)
 class JobmonConfig:
     client: ClientConfig = field(default_factory=ClientConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
     worker: WorkerConfig = field(default_factory=WorkerConfig)
+    reaper: ReaperConfig = field(default_factory=ReaperConfig)
+    qpid: QpidConfig = field(default_factory=QpidConfig)
     source: str = "defaults"
 
     @classmethod
@@ -96,14 +159,20 @@ class JobmonConfig:
             except tomllib.TOMLDecodeError as exc:
                 raise ConfigError(f"config file {file_path} is not valid TOML: {exc}") from exc
             source = str(file_path)
-        unknown = set(data) - {"client", "server", "worker"}
+        unknown = set(data) - set(_SECTIONS)
         if unknown:
             raise ConfigError(f"config file {file_path}: unknown section(s) {sorted(unknown)}")
         sections = {
             name: _build_section(klass, data.get(name, {}), name, env)
-            for name, klass in (("client", ClientConfig), ("server", ServerConfig), ("worker", WorkerConfig))
+            for name, klass in _SECTIONS.items()
         }
         return cls(source=source, **sections)
+
+
+_SECTIONS: dict[str, type[Any]] = {
+    "client": ClientConfig, "server": ServerConfig, "worker": WorkerConfig, "reaper": ReaperConfig,
+    "qpid": QpidConfig,
+}
 
 
 def _choose_path(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path | None:

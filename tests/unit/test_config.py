@@ -192,3 +192,16 @@ def wsgi_import_is_harmless(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
     path.write_text(f'[server]\ndb_url = "sqlite:///{tmp_path / "wsgi.sqlite"}"\n', encoding="utf-8")
     monkeypatch.setenv("JOBMON_CONFIG", str(path))
     monkeypatch.delenv("JOBMON_SERVICES", raising=False)
+
+
+def test_reaper_and_qpid_sections_load_from_file_and_environment(tmp_path) -> None:
+    from jobmon.config import QpidConfig, ReaperConfig
+
+    path = tmp_path / "jobmon.toml"
+    path.write_text('[reaper]\npoll_interval = 5\nslack_channel = "#ops"\n\n[qpid]\nbatch_size = 500\n')
+    cfg = JobmonConfig.load(path, environ={"JOBMON_REAPER_LOSS_THRESHOLD": "12.5",
+                                           "JOBMON_QPID_TABLE": "usage"})
+    assert cfg.reaper == ReaperConfig(poll_interval=5.0, slack_channel="#ops", loss_threshold=12.5)
+    assert cfg.qpid == QpidConfig(batch_size=500, table="usage")
+    # Guppy's defaults.
+    assert (ReaperConfig().poll_interval, ReaperConfig().loss_threshold) == (600.0, 300.0)

@@ -237,3 +237,7 @@ def get_overdue_instances(workflow_run_id: int) -> ResponseReturnValue:
             for r in rows
         ],
     })
+
+
+# The reaper's reads live in their own module; importing it registers them on the blueprint.
+from jobmon.server.query_service import reaper  # noqa: E402,F401

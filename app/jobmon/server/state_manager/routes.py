@@ -4,6 +4,7 @@ from jobmon.server.state_manager import (  # noqa: F401  (imported for their rou
     binding,
     launching,
     operator,
+    reaping,
     task_instances,
     tools,
     workflows,
