@@ -7,7 +7,7 @@
 #   make deploy      deploy the appliance on this machine (Ansible, inventories/local) and start it
 #   make deploy-dev  migrate a SQLite database under var/dev and run the development server on 127.0.0.1
 #   make lint-deploy yamllint and ansible-lint (production profile) over roles, playbooks, molecule
-#   make molecule    the full-stack Molecule scenario: converge, idempotence, verify
+#   make molecule    the Molecule scenarios (full stack; Grid Engine) and the Grid Engine testbed tests
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -55,9 +55,12 @@ test: venv
 deploy: deploy-venv
 	$(DEPLOY_BIN)/ansible-playbook playbooks/site.yml
 
-# The client workflow in molecule's verify step runs from the project's venv.
+# The client workflow in molecule's verify step runs from the project's venv. The grid_engine scenario
+# then runs a workflow through the testbed's qsub; the testbed tests drive Grid Engine directly.
 molecule: venv deploy-venv
 	PATH="$(abspath $(DEPLOY_BIN)):$$PATH" $(DEPLOY_BIN)/molecule test
+	PATH="$(abspath $(DEPLOY_BIN)):$$PATH" $(DEPLOY_BIN)/molecule test -s grid_engine
+	JOBMON_SGE_TESTBED=jobmon-sge $(BIN)/pytest -q tests/gridengine
 
 # The config file names only a SQLite path; JOBMON_CONFIG keeps a deployed /etc/jobmon/jobmon.toml out of it.
 deploy-dev: venv

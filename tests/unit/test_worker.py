@@ -164,3 +164,18 @@ def test_cli_with_a_bad_service_url_fails_in_one_line():
     assert done.returncode == 2
     assert done.stderr.strip() == (
         "jobmon-worker: error: service URL must start with http:// or https://, got 'localhost:8070'")
+
+
+@pytest.mark.parametrize(
+    ("tail", "status"),
+    [
+        ("Traceback (most recent call last):\n  ...\nMemoryError", "Z"),
+        ("sort: memory exhausted\nbash: fork: Cannot allocate memory", "Z"),
+        ("terminate called after throwing an instance of 'std::bad_alloc'", "Z"),
+        ("ValueError: MemoryError is not what this says\n" + "line\n" * 10 + "ValueError: bad input", "E"),
+    ],
+)
+def test_failed_allocation_under_an_address_space_limit_is_a_resource_error(tail, status):
+    # Grid Engine's h_vmem is also each process's RLIMIT_AS: the process fails to allocate, not killed.
+    report = classify(Outcome(1, 1.0, 0.5, 10 * MIB, stderr_tail=tail))
+    assert report.status == status

@@ -242,6 +242,11 @@ class Swarm:
             specs = [TaskInstanceSpec.from_api(row) for row in answer.get("task_instances", [])]
             for spec in specs:
                 self.set_status(spec.task_id, T.INSTANTIATED)
+            try:
+                self.executor.prepare_submit(specs)
+            except Exception:
+                log.exception("executor %s failed to prepare a batch; submitting one by one",
+                              self.executor.name)
             for spec in specs:
                 self._submit(spec)
                 launched += 1

@@ -13,6 +13,7 @@ reported, the exit code is non-zero, so the executor reports the instance lost.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -22,6 +23,7 @@ import threading
 from types import FrameType
 from typing import Any
 
+import jobmon
 from jobmon.client.requester import JobmonRequestError, Requester
 from jobmon.config import ConfigError, JobmonConfig
 from jobmon.worker.runner import CommandRunner, Outcome, classify
@@ -31,6 +33,8 @@ log = logging.getLogger("jobmon.worker")
 EXIT_USAGE = 2
 # The worker itself failed (no service, unknown instance, unreportable outcome of a successful command).
 EXIT_WORKER_FAILED = 1
+# The worker's version differs from the service's: it refuses to run the task.
+EXIT_VERSION_MISMATCH = 3
 
 
 def _positive_float(text: str) -> float:
@@ -67,6 +71,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--heartbeat-interval", type=_positive_float,
                         help="seconds between heartbeats (default: worker config)")
     return parser
+
+
+def version_mismatch(requester: Requester) -> str | None:
+    """Why this worker must not run against the service (its version differs), or None."""
+    server = str(requester.get("/api/query/version").get("version", ""))
+    if server == jobmon.__version__:
+        return None
+    return (f"jobmon-worker {jobmon.__version__} differs from the Jobmon service's version {server or '?'} "
+            f"at {requester.base_url}: install jobmon {server} on this node")
 
 
 def _executor_id() -> str:
@@ -148,6 +161,12 @@ def run_instance(args: argparse.Namespace, config: JobmonConfig) -> int:
     if running.get("kill_self"):
         log.info("task instance %d is %s: not running it", ti, running.get("status"))
         return 0
+    refusal = version_mismatch(requester)
+    if refusal:
+        print(f"jobmon-worker: error: {refusal}; not running task instance {ti}", file=sys.stderr)
+        with contextlib.suppress(JobmonRequestError):
+            requester.post(f"/api/state/task_instance/{ti}/error", {"status": "U", "description": refusal})
+        return EXIT_VERSION_MISMATCH
     command = command_of(ti, running)
 
     runner = CommandRunner(

@@ -62,6 +62,11 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
+# What a process prints when an allocation fails: Python, C/C++ runtimes, R, Java.
+_ALLOCATION_FAILURES = ("MemoryError", "Cannot allocate memory", "std::bad_alloc",
+                        "cannot allocate vector", "java.lang.OutOfMemoryError")
+
+
 def _with_tail(text: str, tail: str) -> str:
     tail = tail.strip()
     return f"{text}; stderr tail:\n{tail}" if tail else f"{text} (no stderr)"
@@ -97,6 +102,13 @@ def classify(outcome: Outcome, memory_limit_mb: int | None = None,
     if rc < 0:
         return Report("E", _with_tail(f"killed by {_signal_name(-rc)} (exit {outcome.exit_code})",
                                       outcome.stderr_tail))
+    # Grid Engine enforces h_vmem as each process's address-space limit too: a process that reaches it
+    # is not killed but fails to allocate, and says so on stderr. That is a resource error as well.
+    last_lines = outcome.stderr_tail.strip().splitlines()[-5:]
+    if any(marker in line for line in last_lines for marker in _ALLOCATION_FAILURES):
+        return Report("Z", _with_tail(
+            f"exit code {rc} after a failed memory allocation (the memory limit, e.g. h_vmem, was "
+            f"reached); peak RSS {outcome.maxrss / MIB:.0f} MiB", outcome.stderr_tail))
     return Report("E", _with_tail(f"exit code {rc}", outcome.stderr_tail))
 
 

@@ -11,11 +11,13 @@ from jobmon.client.executors.base import (
 )
 from jobmon.client.executors.multiprocess import MultiprocessExecutor
 from jobmon.client.executors.sequential import SequentialExecutor
+from jobmon.client.executors.sge import SGEExecutor
 
-# Names accepted by Workflow.run(executor=...). Grid Engine and Slurm register here when they land.
+# Names accepted by Workflow.run(executor=...). Slurm registers here when it lands.
 EXECUTORS: dict[str, type[Executor]] = {
     SequentialExecutor.name: SequentialExecutor,
     MultiprocessExecutor.name: MultiprocessExecutor,
+    SGEExecutor.name: SGEExecutor,
 }
 
 
@@ -37,6 +39,7 @@ __all__ = [
     "ExecutorError",
     "LostInstance",
     "MultiprocessExecutor",
+    "SGEExecutor",
     "SequentialExecutor",
     "TaskInstanceSpec",
     "find_worker_executable",

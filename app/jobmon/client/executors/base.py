@@ -20,7 +20,7 @@ import os
 import shutil
 import sys
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -117,6 +117,12 @@ class Executor(ABC):
     @abstractmethod
     def submit(self, instance: TaskInstanceSpec) -> str | None:
         """Launch the worker for ``instance``; the executor id, or None if it could not be launched."""
+
+    def prepare_submit(self, instances: Sequence[TaskInstanceSpec]) -> None:
+        """Called with every instance of one launch before ``submit`` is called for each of them, so a
+        scheduler that takes many at once (Grid Engine array jobs, parallel qsubs) can submit them
+        together; ``submit`` then answers from that. The default does nothing."""
+        return None
 
     @abstractmethod
     def reconcile(self) -> list[LostInstance]:

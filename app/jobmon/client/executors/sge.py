@@ -1,0 +1,613 @@
+"""Grid Engine executor: each task instance is a qsub job running the node's ``jobmon-worker``.
+
+- ``submit``: qsub -terse with the job name, -o/-e, -q queue, -pe for more than one core, memory as h_vmem
+  (and/or mem_free: ``memory_resources``), runtime as h_rt, -wd, -P project; the job id is the executor
+  id (an array task is "<job>.<task>"). No id (qsub failed): None, and the client reports W.
+- ``prepare_submit``: the client hands over every instance of one launch first, so they are submitted
+  together: instances with the same resources become one array job (``-t 1-N``; the job script maps
+  $SGE_TASK_ID to the task instance), the rest are single jobs submitted by a small pool of parallel
+  qsubs (``submit_mode``; docs/gridengine.md has the measurements behind the default).
+- ``reconcile`` (at most every ``reconcile_interval`` s): qstat -xml for the user's jobs. A job in an
+  error state (Eqw) is deleted and reported U with Grid Engine's reason. A job that vanished is looked up
+  on the server: if its worker never reported an outcome, qacct -j says why it ended: killed over h_vmem
+  or h_rt -> Z (the server retries with more), anything else -> U; the description (error log) carries
+  qacct's figures and the tail of the job's stderr file.
+- ``terminate``: qdel. ``usage``: qacct's figures for a finished job.
+
+Settings come from the ``[sge]`` table of /etc/jobmon/sge.toml (or the file named by JOBMON_SGE_CONFIG),
+then JOBMON_SGE_<KEY> environment variables, then keyword arguments; see ``SGESettings``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import getpass
+import logging
+import os
+import shlex
+import shutil
+import subprocess
+import threading
+import time
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jobmon.client.executors.base import (
+    Executor,
+    ExecutorError,
+    LostInstance,
+    TaskInstanceSpec,
+    find_worker_executable,
+)
+from jobmon.client.executors.sge_output import (
+    MIB,
+    AccountingRecord,
+    QstatJob,
+    SgeOutputError,
+    classify_accounting,
+    format_memory_mb,
+    format_runtime,
+    job_name,
+    parse_qacct,
+    parse_qstat_j_errors,
+    parse_qstat_xml,
+    parse_qsub_terse,
+)
+from jobmon.client.requester import JobmonRequestError, Requester
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SETTINGS_PATH = Path("/etc/jobmon/sge.toml")
+ENV_PREFIX = "JOBMON_SGE_"
+SUBMIT_MODES = ("array", "parallel", "serial")
+# Task-instance statuses after which the worker (or someone) has reported the outcome.
+FINAL_STATUSES = frozenset({"D", "E", "U", "Z", "K", "W"})
+# Environment the jobs get from the submitting client (never JOBMON_SERVER_*: database credentials).
+FORWARDED_ENV_PREFIXES = ("JOBMON_CLIENT_", "JOBMON_WORKER_")
+STDERR_TAIL_BYTES = 2000
+
+
+class SgeCommandError(ExecutorError):
+    """A Grid Engine command failed (it printed why)."""
+
+
+@dataclass(frozen=True)
+class SGESettings:
+    """Site settings of the Grid Engine executor."""
+
+    # Queue for instances whose compute resources name none; empty: Grid Engine chooses.
+    queue: str = ""
+    # -P project; empty: none.
+    project: str = ""
+    # Parallel environment for instances with more than one core.
+    parallel_environment: str = "smp"
+    # Resources the memory request is given as: h_vmem (enforced), mem_free (scheduling only), ...
+    memory_resources: tuple[str, ...] = ("h_vmem",)
+    # Memory complexes are per slot (consumable YES, Grid Engine's default): request memory / cores.
+    memory_per_slot: bool = True
+    # Added to each memory request: the worker's own virtual memory (Python, its threads) counts
+    # against h_vmem, and the task's command should get what the task asked for.
+    worker_memory_mb: int = 256
+    # Resource the runtime request is given as (h_rt: SIGKILL at the limit); empty: none.
+    runtime_resource: str = "h_rt"
+    # Directory for the jobs' stdout/stderr ("~" is the submitting user's home; a subdirectory per day
+    # is made); "none": /dev/null.
+    log_dir: str = "~/.jobmon/sge"
+    # -wd for the jobs; empty: the client's working directory.
+    working_dir: str = ""
+    # jobmon-worker on the execution hosts; empty: the one beside this Python, else on PATH.
+    worker_executable: str = ""
+    # How a launch of many instances is submitted: "array" (array jobs for instances with the same
+    # resources, the rest in parallel), "parallel" (one qsub each, submit_parallelism at a time),
+    # "serial" (one qsub after another).
+    submit_mode: str = "array"
+    submit_parallelism: int = 4
+    array_max_tasks: int = 1000
+    # Seconds between qstat passes; a killed job is noticed within this (plus qacct's flush).
+    reconcile_interval: float = 10.0
+    # Seconds to wait for a vanished job's accounting record before reporting it U without one.
+    accounting_grace: float = 120.0
+    # qsub -w e: refuse a job that could never run (e.g. more memory than any host has).
+    verify: bool = False
+    # Also let the worker enforce the limits itself (--memory-limit-mb/--runtime-limit-s, RSS-based):
+    # for sites whose memory resource is not enforced (mem_free only).
+    worker_limits: bool = False
+    extra_qsub_args: tuple[str, ...] = ()
+    # Extra environment for the jobs (qsub -v).
+    env: tuple[tuple[str, str], ...] = ()
+    # Directory of qsub/qstat/qacct/qdel; empty: PATH.
+    bin_dir: str = ""
+    command_timeout: float = 120.0
+    # The user whose jobs qstat lists; empty: the current user.
+    user: str = ""
+
+    def __post_init__(self) -> None:
+        if self.submit_mode not in SUBMIT_MODES:
+            raise ValueError(f"submit_mode must be one of {SUBMIT_MODES}, got {self.submit_mode!r}")
+        for name in ("submit_parallelism", "array_max_tasks"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.worker_memory_mb < 0:
+            raise ValueError(f"worker_memory_mb must be >= 0, got {self.worker_memory_mb}")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None,
+             **overrides: Any) -> SGESettings:
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        chosen = path or env.get("JOBMON_SGE_CONFIG") or (
+            DEFAULT_SETTINGS_PATH if DEFAULT_SETTINGS_PATH.exists() else None)
+        if chosen:
+            try:
+                with open(chosen, "rb") as fh:
+                    data = tomllib.load(fh)
+            except OSError as exc:
+                raise ExecutorError(f"cannot read Grid Engine settings {chosen}: {exc.strerror}") from exc
+            except tomllib.TOMLDecodeError as exc:
+                raise ExecutorError(f"Grid Engine settings {chosen} are not valid TOML: {exc}") from exc
+            table = data.get("sge", {})
+            if not isinstance(table, dict):
+                raise ExecutorError(f"{chosen}: [sge] must be a table")
+            values.update(table)
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        for key in fields:
+            env_name = f"{ENV_PREFIX}{key.upper()}"
+            if env_name in env:
+                values[key] = env[env_name]
+        values.update(overrides)
+        unknown = set(values) - set(fields)
+        if unknown:
+            raise ExecutorError(f"unknown Grid Engine setting(s) {sorted(unknown)}")
+        return cls(**{key: _coerce(key, value, fields[key].default) for key, value in values.items()})
+
+
+def _coerce(key: str, value: Any, default: Any) -> Any:
+    try:
+        if isinstance(default, bool):
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in {"1", "true", "yes", "on"}:
+                return True
+            if text in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(value)
+        if isinstance(default, int):
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return int(value)
+        if isinstance(default, float):
+            return float(value)
+        if key == "env":
+            if isinstance(value, Mapping):
+                return tuple((str(k), str(v)) for k, v in value.items())
+            if isinstance(value, str):  # "A=1,B=2"
+                pairs = [part.partition("=") for part in value.split(",") if part.strip()]
+                return tuple((k.strip(), v) for k, _, v in pairs)
+            return tuple((str(k), str(v)) for k, v in value)
+        if isinstance(default, tuple):
+            if isinstance(value, str):
+                return tuple(shlex.split(value)) if key == "extra_qsub_args" else tuple(
+                    part.strip() for part in value.split(",") if part.strip())
+            return tuple(str(v) for v in value)
+        return str(value)
+    except (TypeError, ValueError):
+        raise ExecutorError(f"Grid Engine setting {key}: cannot use {value!r}") from None
+
+
+@dataclass
+class _Job:
+    spec: TaskInstanceSpec
+    executor_id: str
+    job_id: str
+    task_id: int | None
+    stderr_path: Path | None
+    memory_limit: int | None       # bytes, the whole job's h_vmem
+    runtime_limit: float | None    # seconds
+    submitted: float = field(default_factory=time.monotonic)
+    vanished: float | None = None  # monotonic time qstat first missed it
+
+
+class SGEExecutor(Executor):
+    """``SGEExecutor(**settings)``; keyword arguments override the site settings (``SGESettings``)."""
+
+    name = "sge"
+
+    def __init__(self, settings: SGESettings | None = None, *, worker_executable: str | None = None,
+                 worker_heartbeat_interval: float | None = None, **overrides: Any) -> None:
+        self.settings = settings or SGESettings.load(**overrides)
+        if settings is not None and overrides:
+            self.settings = dataclasses.replace(settings, **overrides)
+        super().__init__(worker_executable or self.settings.worker_executable or None,
+                         worker_heartbeat_interval)
+        self._jobs: dict[str, _Job] = {}
+        self._lock = threading.Lock()
+        self._prepared: dict[int, str | Exception | None] = {}
+        self._lost: list[LostInstance] = []
+        self._last_reconcile = float("-inf")
+        self._requester: Requester | None = None
+        self._log_dir: Path | None = None
+        self._day = ""
+        self.user = self.settings.user or _current_user()
+
+    # ---- lifecycle ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self.worker_executable is None:
+            self.worker_executable = find_worker_executable()
+        for tool in ("qsub", "qstat", "qacct", "qdel"):
+            if not _which(self._tool(tool)):
+                raise ExecutorError(
+                    f"{tool} not found ({self._tool(tool)}): is this a Grid Engine submit host? Set "
+                    "bin_dir in /etc/jobmon/sge.toml [sge] if the commands are not on PATH")
+        self.started = True
+
+    def stop(self) -> None:
+        """qdel the jobs still queued or running (those that already left qstat need nothing)."""
+        ids = self.active_executor_ids()
+        if ids:
+            try:
+                listed = {job.executor_id for job in self.qstat()}
+            except (SgeCommandError, SgeOutputError):
+                listed = set(ids)
+            self.terminate([i for i in ids if i in listed])
+            with self._lock:
+                self._jobs.clear()
+        self.started = False
+        if self._requester is not None:
+            self._requester.close()
+            self._requester = None
+
+    # ---- commands ----------------------------------------------------------------------------------
+
+    def _tool(self, name: str) -> str:
+        return str(Path(self.settings.bin_dir) / name) if self.settings.bin_dir else name
+
+    def _run(self, args: Sequence[str], *, stdin: str | None = None,
+             check: bool = True) -> subprocess.CompletedProcess[str]:
+        cmd = [self._tool(args[0]), *args[1:]]
+        try:
+            proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True,
+                                  timeout=self.settings.command_timeout,
+                                  stdin=None if stdin is not None else subprocess.DEVNULL)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise SgeCommandError(f"{args[0]} failed: {exc}") from exc
+        if check and proc.returncode != 0:
+            raise SgeCommandError(
+                f"{args[0]} exited {proc.returncode}: {(proc.stderr or proc.stdout).strip()[:2000]}")
+        return proc
+
+    # ---- building a submission ---------------------------------------------------------------------
+
+    def log_dir(self) -> Path | None:
+        """Today's directory for the jobs' stdout/stderr (made on first use), or None for /dev/null."""
+        base = self.settings.log_dir.strip()
+        if not base or base.lower() == "none":
+            return None
+        day = datetime.date.today().isoformat()
+        if self._log_dir is None or day != self._day:
+            path = Path(os.path.expanduser(base)) / day
+            path.mkdir(parents=True, exist_ok=True)
+            self._log_dir, self._day = path, day
+        return self._log_dir
+
+    def memory_limit_mb(self, spec: TaskInstanceSpec) -> int:
+        """The whole job's memory request: the task's plus the worker's overhead."""
+        return spec.memory_mb + self.settings.worker_memory_mb if spec.memory_mb > 0 else 0
+
+    def resource_args(self, spec: TaskInstanceSpec) -> list[str]:
+        """-q, -pe, -l, -P for an instance's compute resources."""
+        s = self.settings
+        args: list[str] = []
+        queue = spec.queue or s.queue
+        if queue:
+            args += ["-q", queue]
+        cores = max(1, spec.num_cores)
+        if cores > 1:
+            args += ["-pe", s.parallel_environment, str(cores)]
+        requests: list[str] = []
+        total_mb = self.memory_limit_mb(spec)
+        if total_mb > 0:
+            per_request = -(-total_mb // cores) if s.memory_per_slot else total_mb
+            requests += [f"{res}={format_memory_mb(per_request)}" for res in s.memory_resources]
+        if spec.runtime_s > 0 and s.runtime_resource:
+            requests.append(f"{s.runtime_resource}={format_runtime(spec.runtime_s)}")
+        if requests:
+            args += ["-l", ",".join(requests)]
+        if s.project:
+            args += ["-P", s.project]
+        return args
+
+    def _env_args(self) -> list[str]:
+        pairs = [(k, v) for k, v in sorted(os.environ.items())
+                 if k == "JOBMON_CONFIG" or k.startswith(FORWARDED_ENV_PREFIXES)]
+        pairs += list(self.settings.env)
+        usable = []
+        for key, value in pairs:
+            if "," in value or "\n" in value:
+                log.warning("not passing %s to Grid Engine jobs: qsub -v cannot carry a comma or newline",
+                            key)
+                continue
+            usable.append(f"{key}={value}")
+        return ["-v", ",".join(usable)] if usable else []
+
+    def common_args(self, name: str) -> list[str]:
+        s = self.settings
+        args = ["-terse", "-N", job_name(name), "-j", "n", "-r", "n"]
+        out = self.log_dir()
+        target = str(out) if out is not None else "/dev/null"
+        args += ["-o", target, "-e", target]
+        args += ["-wd", s.working_dir or os.getcwd()]
+        if s.verify:
+            args += ["-w", "e"]
+        args += self._env_args()
+        return args
+
+    def worker_command(self, instance: TaskInstanceSpec) -> list[str]:
+        if not self.settings.worker_limits:
+            # Grid Engine enforces h_vmem and h_rt; the worker's own (RSS) limits would only race it.
+            instance = dataclasses.replace(instance, memory_mb=0, runtime_s=0)
+        return super().worker_command(instance)
+
+    def qsub_args(self, spec: TaskInstanceSpec) -> list[str]:
+        """The whole qsub command line for one instance as a single job."""
+        return ["qsub", *self.common_args(spec.name), *self.resource_args(spec),
+                *self.settings.extra_qsub_args, "-b", "y", *self.worker_command(spec)]
+
+    def array_script(self, specs: Sequence[TaskInstanceSpec]) -> str:
+        """Job script of an array job: task i runs the worker of specs[i-1]. Sent on qsub's stdin, so
+        Grid Engine spools it (no shared file needed)."""
+        template = self.worker_command(dataclasses.replace(specs[0], task_instance_id=1))
+        worker = " ".join(shlex.quote(part) for part in template[:1])
+        rest = template[3:]  # after "--task-instance-id", "1"
+        cases = "".join(f"{i}) ti={spec.task_instance_id} ;;\n" for i, spec in enumerate(specs, 1))
+        return (
+            "#!/bin/sh\n"
+            "# jobmon task instances of this array job, by SGE_TASK_ID\n"
+            f'case "$SGE_TASK_ID" in\n{cases}'
+            '*) echo "jobmon: no task instance for array task $SGE_TASK_ID" >&2; exit 2 ;;\n'
+            "esac\n"
+            f'exec {worker} --task-instance-id "$ti" {" ".join(shlex.quote(p) for p in rest)}\n'
+        )
+
+    def _track(self, spec: TaskInstanceSpec, job_id: str, task_id: int | None, name: str) -> str:
+        executor_id = job_id if task_id is None else f"{job_id}.{task_id}"
+        out = self.log_dir() if self.settings.log_dir.strip().lower() not in ("", "none") else None
+        suffix = f"e{job_id}" if task_id is None else f"e{job_id}.{task_id}"
+        total_mb = self.memory_limit_mb(spec)
+        job = _Job(
+            spec=spec, executor_id=executor_id, job_id=job_id, task_id=task_id,
+            stderr_path=(out / f"{job_name(name)}.{suffix}") if out is not None else None,
+            memory_limit=total_mb * MIB if total_mb > 0 and "h_vmem" in self.settings.memory_resources
+            else None,
+            runtime_limit=float(spec.runtime_s) if spec.runtime_s > 0 and self.settings.runtime_resource
+            else None,
+        )
+        with self._lock:
+            self._jobs[executor_id] = job
+        return executor_id
+
+    # ---- submitting --------------------------------------------------------------------------------
+
+    def _qsub_one(self, spec: TaskInstanceSpec) -> str | None:
+        try:
+            proc = self._run(self.qsub_args(spec))
+            job_id, _ = parse_qsub_terse(proc.stdout)
+        except (SgeCommandError, SgeOutputError) as exc:
+            log.error("qsub of task instance %d failed: %s", spec.task_instance_id, exc)
+            return None
+        return self._track(spec, job_id, None, spec.name)
+
+    def _qsub_array(self, specs: Sequence[TaskInstanceSpec]) -> list[str | None]:
+        name = _common_name(specs)
+        args = ["qsub", *self.common_args(name), *self.resource_args(specs[0]),
+                *self.settings.extra_qsub_args, "-t", f"1-{len(specs)}", "-S", "/bin/sh"]
+        try:
+            proc = self._run(args, stdin=self.array_script(specs))
+            job_id, _ = parse_qsub_terse(proc.stdout)
+        except (SgeCommandError, SgeOutputError) as exc:
+            log.error("qsub of an array of %d task instances failed: %s", len(specs), exc)
+            return [None] * len(specs)
+        return [self._track(spec, job_id, i, name) for i, spec in enumerate(specs, 1)]
+
+    def submit(self, instance: TaskInstanceSpec) -> str | None:
+        if instance.task_instance_id not in self._prepared:
+            return self._qsub_one(instance)
+        prepared = self._prepared.pop(instance.task_instance_id)
+        if isinstance(prepared, Exception):
+            raise prepared
+        return prepared
+
+    def prepare_submit(self, instances: Sequence[TaskInstanceSpec]) -> None:
+        """Submit a launch's instances together; ``submit`` then answers each from the results."""
+        mode = self.settings.submit_mode
+        if mode == "serial" or len(instances) < 2:
+            return
+        singles: list[TaskInstanceSpec] = list(instances)
+        if mode == "array":
+            groups: dict[tuple[Any, ...], list[TaskInstanceSpec]] = {}
+            for spec in instances:
+                key = (spec.queue, spec.num_cores, spec.memory_mb, spec.runtime_s)
+                groups.setdefault(key, []).append(spec)
+            singles = []
+            for group in groups.values():
+                if len(group) < 2:
+                    singles += group
+                    continue
+                for start in range(0, len(group), self.settings.array_max_tasks):
+                    chunk = group[start:start + self.settings.array_max_tasks]
+                    for spec, result in zip(chunk, self._qsub_array(chunk), strict=True):
+                        self._prepared[spec.task_instance_id] = result
+        if len(singles) > 1:
+            with ThreadPoolExecutor(max_workers=self.settings.submit_parallelism,
+                                    thread_name_prefix="jobmon-qsub") as pool:
+                for spec, result in zip(singles, pool.map(self._qsub_one, singles), strict=True):
+                    self._prepared[spec.task_instance_id] = result
+
+    # ---- watching ----------------------------------------------------------------------------------
+
+    def qstat(self) -> list[QstatJob]:
+        proc = self._run(["qstat", "-xml", "-u", self.user])
+        return parse_qstat_xml(proc.stdout)
+
+    def qacct(self, executor_id: str) -> AccountingRecord | None:
+        """The accounting record of a finished job or array task; None if there is none (yet)."""
+        job_id, _, task = executor_id.partition(".")
+        args = ["qacct", "-j", job_id] + (["-t", task] if task else [])
+        proc = self._run(args, check=False)
+        if proc.returncode != 0:
+            return None
+        try:
+            records = parse_qacct(proc.stdout)
+        except SgeOutputError as exc:
+            log.warning("cannot read qacct for job %s: %s", executor_id, exc)
+            return None
+        matching = [r for r in records if r.executor_id == executor_id]
+        # A job number Grid Engine reused after a restart: the newest record is ours.
+        return matching[-1] if matching else None
+
+    def _server_status(self, task_instance_id: int) -> str | None:
+        if not self.service_url:
+            return None
+        if self._requester is None:
+            self._requester = Requester(self.service_url, timeout=30, retries=2)
+        try:
+            answer = self._requester.get(f"/api/query/task_instance/{task_instance_id}")
+        except JobmonRequestError as exc:
+            log.warning("cannot read task instance %d: %s", task_instance_id, exc)
+            return None
+        return str(answer.get("status", "")) or None
+
+    def _forget(self, executor_id: str) -> _Job | None:
+        with self._lock:
+            return self._jobs.pop(executor_id, None)
+
+    def reconcile(self) -> list[LostInstance]:
+        now = time.monotonic()
+        if now - self._last_reconcile >= self.settings.reconcile_interval and self._jobs:
+            self._last_reconcile = now
+            try:
+                self._reconcile(now)
+            except (SgeCommandError, SgeOutputError) as exc:
+                # qmaster unreachable or busy: nothing is known to be lost; try again next pass.
+                log.warning("Grid Engine reconcile skipped: %s", exc)
+        lost, self._lost = self._lost, []
+        return lost
+
+    def _reconcile(self, now: float) -> None:
+        listed = {job.executor_id: job for job in self.qstat()}
+        with self._lock:
+            tracked = list(self._jobs.values())
+        errored = [job for job in tracked if job.executor_id in listed
+                   and listed[job.executor_id].in_error and not listed[job.executor_id].deleting]
+        if errored:
+            self._delete_errored(errored)
+        for job in tracked:
+            if job.executor_id in listed:
+                job.vanished = None
+                continue
+            if job.vanished is None:
+                job.vanished = now
+            self._resolve_vanished(job, now)
+
+    def _delete_errored(self, jobs: list[_Job]) -> None:
+        reasons: dict[str, str] = {}
+        for job_id in sorted({job.job_id for job in jobs}):
+            proc = self._run(["qstat", "-j", job_id], check=False)
+            reasons[job_id] = "; ".join(parse_qstat_j_errors(proc.stdout)) or "no reason given"
+        try:
+            self._run(["qdel", *[job.executor_id for job in jobs]], check=False)
+        finally:
+            for job in jobs:
+                self._forget(job.executor_id)
+                self._lost.append(LostInstance(
+                    job.spec.task_instance_id, "U",
+                    f"Grid Engine job {job.executor_id} was in an error state (Eqw) and has been deleted: "
+                    f"{reasons[job.job_id]}"))
+
+    def _resolve_vanished(self, job: _Job, now: float) -> None:
+        status = self._server_status(job.spec.task_instance_id)
+        if status in FINAL_STATUSES:
+            self._forget(job.executor_id)
+            return
+        record = self.qacct(job.executor_id)
+        if record is None:
+            if job.vanished is not None and now - job.vanished < self.settings.accounting_grace:
+                return  # accounting not written yet: look again next pass
+            description = (f"Grid Engine job {job.executor_id} left qstat without an accounting record "
+                           f"(none after {self.settings.accounting_grace:g} s) and its worker never "
+                           "reported an outcome")
+            verdict_status = "U"
+        else:
+            verdict = classify_accounting(record, memory_limit=job.memory_limit,
+                                          runtime_limit=job.runtime_limit)
+            verdict_status, description = verdict.status, verdict.description
+        tail = _tail(job.stderr_path)
+        if tail:
+            description += f"; job stderr ({job.stderr_path}) ends:\n{tail}"
+        self._forget(job.executor_id)
+        self._lost.append(LostInstance(job.spec.task_instance_id, verdict_status, description))
+
+    # ---- the rest of the interface -----------------------------------------------------------------
+
+    def terminate(self, executor_ids: Iterable[str]) -> None:
+        ids = list(executor_ids)
+        for start in range(0, len(ids), 200):
+            chunk = ids[start:start + 200]
+            with self._lock:
+                for executor_id in chunk:
+                    self._jobs.pop(executor_id, None)
+            proc = self._run(["qdel", *chunk], check=False)
+            if proc.returncode != 0:
+                log.warning("qdel %s: %s", " ".join(chunk), (proc.stderr or proc.stdout).strip()[:500])
+
+    def active_executor_ids(self) -> list[str]:
+        with self._lock:
+            return list(self._jobs)
+
+    def task_instance_ids(self) -> set[int]:
+        with self._lock:
+            return {job.spec.task_instance_id for job in self._jobs.values()}
+
+    def usage(self, executor_id: str) -> dict[str, Any] | None:
+        record = self.qacct(executor_id)
+        return None if record is None else record.usage()
+
+
+def _current_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return os.environ.get("USER") or str(os.getuid())
+
+
+def _which(tool: str) -> bool:
+    return shutil.which(tool) is not None
+
+
+def _common_name(specs: Sequence[TaskInstanceSpec]) -> str:
+    names = [spec.name for spec in specs]
+    prefix = names[0] if names else ""
+    for name in names[1:]:
+        while not name.startswith(prefix):
+            prefix = prefix[:-1]
+    prefix = prefix.rstrip("0123456789_-.:= ")
+    return prefix or "jobmon_array"
+
+
+def _tail(path: Path | None) -> str:
+    if path is None:
+        return ""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - STDERR_TAIL_BYTES))
+            return fh.read().decode("utf-8", "replace").strip()
+    except OSError:
+        return ""
