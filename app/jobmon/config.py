@@ -151,13 +151,7 @@ class JobmonConfig:
         data: dict[str, Any] = {}
         source = "defaults"
         if file_path is not None:
-            try:
-                with open(file_path, "rb") as fh:
-                    data = tomllib.load(fh)
-            except OSError as exc:
-                raise ConfigError(f"cannot read config file {file_path}: {exc.strerror}") from exc
-            except tomllib.TOMLDecodeError as exc:
-                raise ConfigError(f"config file {file_path} is not valid TOML: {exc}") from exc
+            data = read_toml(file_path, "config file")
             source = str(file_path)
         unknown = set(data) - set(_SECTIONS)
         if unknown:
@@ -173,6 +167,29 @@ _SECTIONS: dict[str, type[Any]] = {
     "client": ClientConfig, "server": ServerConfig, "worker": WorkerConfig, "reaper": ReaperConfig,
     "qpid": QpidConfig,
 }
+
+
+def read_toml(path: str | os.PathLike[str], what: str) -> dict[str, Any]:
+    """A TOML file's tables, or a ConfigError naming ``what`` and the path."""
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{what} {path} is not valid TOML: {exc}") from exc
+
+
+def parse_bool(value: Any) -> bool:
+    """A boolean from TOML or from an environment variable's text; ValueError otherwise."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(value)
 
 
 def _choose_path(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path | None:
@@ -203,14 +220,10 @@ def _build_section(klass: type[Any], values: Any, name: str, env: Mapping[str, s
 def _coerce(value: Any, type_name: Any, where: str) -> Any:
     kind = {"str": str, "int": int, "float": float, "bool": bool}[str(type_name)]
     if kind is bool:
-        if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        if text in {"1", "true", "yes", "on"}:
-            return True
-        if text in {"0", "false", "no", "off"}:
-            return False
-        raise ConfigError(f"{where}: expected a boolean, got {value!r}")
+        try:
+            return parse_bool(value)
+        except ValueError:
+            raise ConfigError(f"{where}: expected a boolean, got {value!r}") from None
     if kind is str:
         if not isinstance(value, str):
             raise ConfigError(f"{where}: expected a string, got {value!r}")

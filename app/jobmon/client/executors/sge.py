@@ -30,7 +30,6 @@ import shutil
 import subprocess
 import threading
 import time
-import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -59,6 +58,7 @@ from jobmon.client.executors.sge_output import (
     parse_qsub_terse,
 )
 from jobmon.client.requester import JobmonRequestError, Requester
+from jobmon.config import ConfigError, parse_bool, read_toml
 
 log = logging.getLogger(__name__)
 
@@ -144,12 +144,9 @@ class SGESettings:
             DEFAULT_SETTINGS_PATH if DEFAULT_SETTINGS_PATH.exists() else None)
         if chosen:
             try:
-                with open(chosen, "rb") as fh:
-                    data = tomllib.load(fh)
-            except OSError as exc:
-                raise ExecutorError(f"cannot read Grid Engine settings {chosen}: {exc.strerror}") from exc
-            except tomllib.TOMLDecodeError as exc:
-                raise ExecutorError(f"Grid Engine settings {chosen} are not valid TOML: {exc}") from exc
+                data = read_toml(chosen, "Grid Engine settings")
+            except ConfigError as exc:
+                raise ExecutorError(str(exc)) from exc
             table = data.get("sge", {})
             if not isinstance(table, dict):
                 raise ExecutorError(f"{chosen}: [sge] must be a table")
@@ -169,14 +166,7 @@ class SGESettings:
 def _coerce(key: str, value: Any, default: Any) -> Any:
     try:
         if isinstance(default, bool):
-            if isinstance(value, bool):
-                return value
-            text = str(value).strip().lower()
-            if text in {"1", "true", "yes", "on"}:
-                return True
-            if text in {"0", "false", "no", "off"}:
-                return False
-            raise ValueError(value)
+            return parse_bool(value)
         if isinstance(default, int):
             if isinstance(value, bool):
                 raise ValueError(value)
