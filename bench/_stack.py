@@ -30,7 +30,7 @@ if str(ROOT / "tests") not in sys.path:
 from harness import uwsgi as harness_uwsgi  # noqa: E402
 from harness.mariadb import MariaDBServer  # noqa: E402
 from harness.uwsgi import UwsgiService, start_uwsgi  # noqa: E402
-from jobmon.config import ClientConfig, JobmonConfig, ServerConfig  # noqa: E402
+from jobmon.core.config import ClientConfig, JobmonConfig, ServerConfig  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 MIB = 1024 * 1024

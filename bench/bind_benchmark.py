@@ -226,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", metavar="FILE", help="also write the rows as JSON to FILE")
     args = ap.parse_args(argv)
 
-    from jobmon.config import ClientConfig
+    from jobmon.core.config import ClientConfig
 
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     dag_n = args.dag_n

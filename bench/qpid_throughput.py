@@ -28,12 +28,12 @@ from sqlalchemy import func, select  # noqa: E402
 
 from _seed import seed  # noqa: E402
 from harness.mariadb import HOST, MariaDBServer, database_name  # noqa: E402
-from jobmon.config import QpidConfig  # noqa: E402
-from jobmon.qpid.integration import QpidIntegrator  # noqa: E402
-from jobmon.qpid.schema import qpid_table  # noqa: E402
+from jobmon.core.config import QpidConfig  # noqa: E402
 from jobmon.server import migrate  # noqa: E402
 from jobmon.server.db import make_engine  # noqa: E402
 from jobmon.server.models import TaskInstance  # noqa: E402
+from jobmon.server.qpid.integration import QpidIntegrator  # noqa: E402
+from jobmon.server.qpid.schema import qpid_table  # noqa: E402
 
 
 def main() -> int:

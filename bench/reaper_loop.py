@@ -27,8 +27,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 from _seed import seed  # noqa: E402
 from harness.mariadb import MariaDBServer  # noqa: E402
 from harness.uwsgi import start_uwsgi  # noqa: E402
-from jobmon.client.requester import Requester  # noqa: E402
-from jobmon.config import ClientConfig, JobmonConfig, ReaperConfig, ServerConfig  # noqa: E402
+from jobmon.core.config import ClientConfig, JobmonConfig, ReaperConfig, ServerConfig  # noqa: E402
+from jobmon.core.requester import Requester  # noqa: E402
 from jobmon.reaper.daemon import Reaper  # noqa: E402
 from jobmon.reaper.slack import SlackNotifier  # noqa: E402
 from jobmon.server import migrate  # noqa: E402

@@ -71,7 +71,7 @@ def submit_rate(mode: str, n: int, log_dir: Path) -> dict[str, Any]:
 def workflow_wall(mode: str, n: int, log_dir: Path, concurrency: int, slots: int) -> dict[str, Any]:
     from jobmon.client import Tool, Workflow
     from jobmon.client.executors.sge import SGEExecutor
-    from jobmon.config import JobmonConfig
+    from jobmon.core.config import JobmonConfig
 
     submitted: dict[int, float] = {}   # task instance -> time just before its qsub
     by_job: dict[str, float] = {}      # executor id -> that time

@@ -31,7 +31,7 @@ from fake_slack import fake_slack  # noqa: F401  (the fake Slack API fixture, fo
 from harness import in_ci
 from harness.mariadb import DbUrls, MariaDBServer, MariaDBStartError, MariaDBUnavailable, database_name
 from harness.uwsgi import ALL_SERVICES, UwsgiService, start_uwsgi, stop_all
-from jobmon.config import ClientConfig, JobmonConfig, ServerConfig
+from jobmon.core.config import ClientConfig, JobmonConfig, ServerConfig
 
 __all__ = ["DbUrls"]
 

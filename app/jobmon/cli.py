@@ -25,9 +25,10 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NoReturn, TextIO
 
-from jobmon.client.requester import JobmonRequestError, Requester
-from jobmon.config import ConfigError, JobmonConfig
-from jobmon.states import TaskInstanceStatus, TaskStatus, WorkflowStatus
+from jobmon.core import routes
+from jobmon.core.config import ConfigError, JobmonConfig
+from jobmon.core.requester import JobmonRequestError, Requester
+from jobmon.core.states import TaskInstanceStatus, TaskStatus, WorkflowStatus
 
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
@@ -128,7 +129,7 @@ class Service:
 @contextlib.contextmanager
 def _quiet_retries() -> Iterator[None]:
     """The requester logs each retry as a warning; a person gets one line at the end instead."""
-    logger = logging.getLogger("jobmon.client.requester")
+    logger = logging.getLogger("jobmon.core.requester")
     level = logger.level
     logger.setLevel(logging.ERROR)
     try:
@@ -287,7 +288,7 @@ def cmd_workflow_status(svc: Service, args: argparse.Namespace, out: TextIO) -> 
         user = getpass.getuser()  # like Guppy: your own workflows unless you ask otherwise
     if user is not None:
         params["user"] = user
-    answer = svc.get("/api/viz/workflows", params)
+    answer = svc.get(routes.VIZ_WORKFLOWS, params)
     workflows: list[dict[str, Any]] = answer.get("workflows", [])
     missing = sorted(set(ids) - {w["workflow_id"] for w in workflows})
     if missing:
@@ -328,7 +329,7 @@ def cmd_workflow_tasks(svc: Service, args: argparse.Namespace, out: TextIO) -> N
             params["status"] = statuses
         if after is not None:
             params["after"] = after
-        page = svc.get(f"/api/viz/workflow/{args.workflow_id}/tasks", params)
+        page = svc.get(routes.viz_workflow_tasks(args.workflow_id), params)
         got = page.get("tasks", [])
         tasks.extend(got)
         total = page.get("total", len(tasks))
@@ -351,7 +352,7 @@ def cmd_workflow_tasks(svc: Service, args: argparse.Namespace, out: TextIO) -> N
 
 def cmd_task_status(svc: Service, args: argparse.Namespace, out: TextIO) -> None:
     # Fetch every task before printing, so an unknown id fails without half a table.
-    details = [svc.get(f"/api/viz/task/{task_id}") for task_id in dict.fromkeys(args.task_id)]
+    details = [svc.get(routes.viz_task(task_id)) for task_id in dict.fromkeys(args.task_id)]
     if args.json:
         _print_json({"tasks": details}, out)
         return
@@ -381,7 +382,7 @@ def _last_error(instance: dict[str, Any]) -> str | None:
 
 
 def cmd_workflow_reset(svc: Service, args: argparse.Namespace, out: TextIO) -> None:
-    answer = svc.post(f"/api/state/workflow/{args.workflow_id}/reset", {})
+    answer = svc.post(routes.workflow_reset(args.workflow_id), {})
     if args.json:
         _print_json(answer, out)
         return
@@ -392,7 +393,7 @@ def cmd_workflow_reset(svc: Service, args: argparse.Namespace, out: TextIO) -> N
 
 def cmd_update_task_status(svc: Service, args: argparse.Namespace, out: TextIO) -> None:
     task_ids = list(dict.fromkeys(args.task_id))
-    answer = svc.put(f"/api/state/workflow/{args.workflow_id}/task_statuses",
+    answer = svc.put(routes.set_task_statuses(args.workflow_id),
                      {"task_ids": task_ids, "status": args.status})
     if args.json:
         _print_json(answer, out)
@@ -403,7 +404,7 @@ def cmd_update_task_status(svc: Service, args: argparse.Namespace, out: TextIO) 
 
 
 def cmd_concurrency_limit(svc: Service, args: argparse.Namespace, out: TextIO) -> None:
-    answer = svc.put(f"/api/state/workflow/{args.workflow_id}/max_concurrently_running",
+    answer = svc.put(routes.max_concurrently_running(args.workflow_id),
                      {"limit": args.max_tasks})
     if args.json:
         _print_json(answer, out)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from jobmon.client import Tool, Workflow
 from jobmon.client.executors import MultiprocessExecutor
-from jobmon.config import ClientConfig
+from jobmon.core.config import ClientConfig
 
 NUM_TASKS = 100
 SLEEP = 0.4

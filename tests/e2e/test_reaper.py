@@ -17,8 +17,8 @@ import requests
 from fake_slack import FakeSlack
 from harness import free_port
 from harness.uwsgi import write_config
-from jobmon.client.requester import Requester
-from jobmon.config import ClientConfig, JobmonConfig, ReaperConfig
+from jobmon.core.config import ClientConfig, JobmonConfig, ReaperConfig
+from jobmon.core.requester import Requester
 from jobmon.reaper.daemon import Reaper
 from jobmon.reaper.slack import SlackNotifier, run_message
 

@@ -17,7 +17,7 @@ import requests
 
 from jobmon.client import Tool, Workflow, WorkflowAlreadyDone, WorkflowAlreadyRunning
 from jobmon.client.executors import MultiprocessExecutor, SequentialExecutor, TaskInstanceSpec
-from jobmon.config import ClientConfig
+from jobmon.core.config import ClientConfig
 
 pytestmark = pytest.mark.e2e
 

@@ -23,7 +23,7 @@ import time
 
 from jobmon.client import Tool, Workflow
 from jobmon.client.executors.sge import SGEExecutor
-from jobmon.config import JobmonConfig
+from jobmon.core.config import JobmonConfig
 
 # Two processes, each growing by 16 MiB every 50 ms to half the target (touching every page), then holding
 # it for a few seconds. Two, because h_vmem is also each process's address-space limit (RLIMIT_AS): one

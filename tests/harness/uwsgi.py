@@ -23,7 +23,7 @@ from typing import Any
 import requests
 
 from harness import free_port, tail
-from jobmon.config import ClientConfig, JobmonConfig, ServerConfig, WorkerConfig
+from jobmon.core.config import ClientConfig, JobmonConfig, ServerConfig, WorkerConfig
 
 UWSGI = Path(sys.executable).parent / "uwsgi"
 HOST = "127.0.0.1"

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from jobmon.hashing import node_args_hash, task_args_hash
+from jobmon.core.hashing import node_args_hash, task_args_hash
 from jobmon.server.models import Task, TaskInstance, Workflow, WorkflowRun
 
 PREFIX = "/api/state"

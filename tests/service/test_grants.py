@@ -12,7 +12,7 @@ import requests
 from sqlalchemy.engine import make_url
 
 from harness.mariadb import DbUrls
-from jobmon.config import JobmonConfig, ServerConfig
+from jobmon.core.config import JobmonConfig, ServerConfig
 from jobmon.server import migrate
 from jobmon.server.app import create_app
 

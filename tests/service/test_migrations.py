@@ -17,7 +17,7 @@ from sqlalchemy.pool import NullPool
 from harness import free_port
 from harness.mariadb import DbUrls
 from harness.uwsgi import write_config
-from jobmon.config import JobmonConfig, ServerConfig
+from jobmon.core.config import JobmonConfig, ServerConfig
 from jobmon.server import migrate
 from jobmon.server.models import Base
 

@@ -19,12 +19,12 @@ from state_calls import StateApi
 
 from harness import free_port
 from harness.mariadb import HOST, database_name
-from jobmon.config import QpidConfig
-from jobmon.qpid.collector import Collector, parse_line
-from jobmon.qpid.integration import QpidIntegrator
-from jobmon.qpid.schema import executor_key, qpid_table
+from jobmon.core.config import QpidConfig
 from jobmon.server.db import make_engine
 from jobmon.server.models import TaskInstance
+from jobmon.server.qpid.collector import Collector, parse_line
+from jobmon.server.qpid.integration import QpidIntegrator
+from jobmon.server.qpid.schema import executor_key, qpid_table
 
 # Real Grid Engine 8.1.9 accounting lines (45 fields): a plain job, an array task, a parallel job's slave
 # task (skipped: the master's line has the usage) and a comment.

@@ -19,7 +19,7 @@ from werkzeug.serving import make_server
 
 from dbseed import Seeder
 from jobmon import cli
-from jobmon.config import ClientConfig, JobmonConfig, ServerConfig
+from jobmon.core.config import ClientConfig, JobmonConfig, ServerConfig
 from jobmon.server import migrate
 from jobmon.server.app import create_app
 

@@ -13,7 +13,7 @@ import pytest
 
 from jobmon.client import ComputeResources, DagCycleError, Tool, Workflow, WorkflowError
 from jobmon.client.swarm import Swarm
-from jobmon.config import ClientConfig
+from jobmon.core.config import ClientConfig
 
 
 class CannedRequester:

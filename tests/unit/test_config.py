@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from jobmon import config as config_module
-from jobmon.config import ClientConfig, ConfigError, JobmonConfig, ServerConfig, WorkerConfig
+from jobmon.core import config as config_module
+from jobmon.core.config import ClientConfig, ConfigError, JobmonConfig, ServerConfig, WorkerConfig
 
 
 @pytest.fixture(autouse=True)
@@ -195,7 +195,7 @@ def wsgi_import_is_harmless(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
 
 
 def test_reaper_and_qpid_sections_load_from_file_and_environment(tmp_path) -> None:
-    from jobmon.config import QpidConfig, ReaperConfig
+    from jobmon.core.config import QpidConfig, ReaperConfig
 
     path = tmp_path / "jobmon.toml"
     path.write_text('[reaper]\npoll_interval = 5\nslack_channel = "#ops"\n\n[qpid]\nbatch_size = 500\n')

@@ -9,12 +9,12 @@ import sys
 
 import pytest
 
-from jobmon import hashing
+from jobmon.core import hashing
 
 
 def test_node_args_hash_is_the_same_in_other_processes_with_other_hash_seeds():
     here = hashing.node_args_hash({"location": 12, "year": "2020", "sex": "both"})
-    code = ("from jobmon import hashing; "
+    code = ("from jobmon.core import hashing; "
             "print(hashing.node_args_hash({'year': 2020, 'sex': 'both', 'location': '12'}))")
     for seed in ("0", "12345"):
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,

@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from jobmon.client.requester import JobmonRequestError, Requester
+from jobmon.core.requester import JobmonRequestError, Requester
 
 
 class ScriptedServer:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from jobmon.resources import (
+from jobmon.core.resources import (
     BYTES_PER_MB,
     DEFAULT_SCALE,
+    ComputeResources,
     QueueLimits,
-    Resources,
     adjusted,
     bytes_to_mb,
     parse_scales,
@@ -23,19 +23,19 @@ def test_default_scale_is_guppys() -> None:
 
 
 def test_validated_caps_each_value_at_the_queue() -> None:
-    asked = Resources("all.q", num_cores=100, memory_mb=10**9, runtime_s=10**9)
-    assert validated(asked, ALL_Q) == Resources("all.q", 64, 262_144, 259_200)
-    small = Resources("all.q", 2, 1024, 60)
+    asked = ComputeResources("all.q", num_cores=100, memory_mb=10**9, runtime_s=10**9)
+    assert validated(asked, ALL_Q) == ComputeResources("all.q", 64, 262_144, 259_200)
+    small = ComputeResources("all.q", 2, 1024, 60)
     assert validated(small, ALL_Q) == small
 
 
 def test_adjusted_scales_memory_and_runtime_by_half() -> None:
-    current = Resources("all.q", 2, 1000, 600)
-    assert adjusted(current, ALL_Q) == Resources("all.q", 2, 1500, 900)
+    current = ComputeResources("all.q", 2, 1000, 600)
+    assert adjusted(current, ALL_Q) == ComputeResources("all.q", 2, 1500, 900)
 
 
 def test_adjusted_starts_from_measured_memory_when_larger() -> None:
-    current = Resources("all.q", 1, 1024, 600)
+    current = ComputeResources("all.q", 1, 1024, 600)
     assert adjusted(current, ALL_Q, measured_maxrss_bytes=2048 * BYTES_PER_MB).memory_mb == 3072
     # A measurement below the request does not shrink it.
     assert adjusted(current, ALL_Q, measured_maxrss_bytes=10 * BYTES_PER_MB).memory_mb == 1536
@@ -45,19 +45,20 @@ def test_adjusted_starts_from_measured_memory_when_larger() -> None:
 
 
 def test_adjusted_uses_the_tasks_scales() -> None:
-    current = Resources("all.q", 1, 1000, 600)
-    assert adjusted(current, ALL_Q, {"memory": 1.0, "runtime": 0.0}) == Resources("all.q", 1, 2000, 600)
-    assert adjusted(current, ALL_Q, {"runtime": 2.0}) == Resources("all.q", 1, 1500, 1800)
+    current = ComputeResources("all.q", 1, 1000, 600)
+    doubled = ComputeResources("all.q", 1, 2000, 600)
+    assert adjusted(current, ALL_Q, {"memory": 1.0, "runtime": 0.0}) == doubled
+    assert adjusted(current, ALL_Q, {"runtime": 2.0}) == ComputeResources("all.q", 1, 1500, 1800)
 
 
 def test_adjusted_is_capped_at_the_queue() -> None:
-    current = Resources("all.q", 64, 200_000, 200_000)
-    assert adjusted(current, ALL_Q) == Resources("all.q", 64, 262_144, 259_200)
+    current = ComputeResources("all.q", 64, 200_000, 200_000)
+    assert adjusted(current, ALL_Q) == ComputeResources("all.q", 64, 262_144, 259_200)
     assert adjusted(current, ALL_Q, measured_maxrss_bytes=10**15).memory_mb == 262_144
 
 
 def test_adjusted_rounds_up() -> None:
-    assert adjusted(Resources("all.q", 1, 3, 3), ALL_Q) == Resources("all.q", 1, 5, 5)
+    assert adjusted(ComputeResources("all.q", 1, 3, 3), ALL_Q) == ComputeResources("all.q", 1, 5, 5)
 
 
 @pytest.mark.parametrize(("value", "mb"), [(0, 0), (1, 1), (BYTES_PER_MB, 1), (BYTES_PER_MB + 1, 2)])

@@ -1,4 +1,4 @@
-"""The shared state machines in jobmon.states."""
+"""The shared state machines in jobmon.core.states."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from jobmon.states import (
+from jobmon.core.states import (
     ACTIVE_WORKFLOW_RUN_STATES,
     TASK_INSTANCE_ACTIVE_STATES,
     TASK_INSTANCE_ERROR_STATES,

@@ -15,8 +15,8 @@ import pytest
 from werkzeug.serving import make_server
 
 from jobmon.client import Tool, Workflow
-from jobmon.client.requester import Requester
-from jobmon.config import ClientConfig, JobmonConfig, ServerConfig
+from jobmon.core.config import ClientConfig, JobmonConfig, ServerConfig
+from jobmon.core.requester import Requester
 from jobmon.server import migrate
 from jobmon.server.app import create_app
 

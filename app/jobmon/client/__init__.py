@@ -11,13 +11,13 @@ from jobmon.client.errors import (
     WorkflowAlreadyRunning,
     WorkflowError,
 )
-from jobmon.client.requester import JobmonRequestError, Requester
-from jobmon.client.resources import ComputeResources
 from jobmon.client.swarm import WorkflowRunResult
 from jobmon.client.task import Task
 from jobmon.client.task_template import TaskTemplate
 from jobmon.client.tool import Tool
 from jobmon.client.workflow import Workflow
+from jobmon.core.requester import JobmonRequestError, Requester
+from jobmon.core.resources import ComputeResources
 
 __all__ = [
     "ComputeResources",

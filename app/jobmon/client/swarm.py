@@ -20,10 +20,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from jobmon.client.executors.base import Executor, TaskInstanceSpec
-from jobmon.client.requester import JobmonRequestError, Requester
-from jobmon.config import ClientConfig
-from jobmon.states import TaskStatus as T
-from jobmon.states import WorkflowRunStatus as WFR
+from jobmon.core import routes
+from jobmon.core.config import ClientConfig
+from jobmon.core.requester import JobmonRequestError, Requester
+from jobmon.core.states import TaskStatus as T
+from jobmon.core.states import WorkflowRunStatus as WFR
 
 log = logging.getLogger(__name__)
 
@@ -86,14 +87,14 @@ class _Heartbeat(threading.Thread):
         self.max_concurrently_running: int | None = None
 
     def beat(self) -> None:
-        answer = self.requester.post(f"/api/state/workflow_run/{self.run_id}/heartbeat",
+        answer = self.requester.post(routes.workflow_run_heartbeat(self.run_id),
                                      {"next_report_increment": self.increment})
         status = str(answer.get("status", ""))
         if status != WFR.RUNNING:
             self.lost_status = status
             self.wake.set()
             return
-        limit = self.requester.get(f"/api/query/workflow/{self.workflow_id}/concurrency")
+        limit = self.requester.get(routes.workflow_concurrency(self.workflow_id))
         self.max_concurrently_running = int(limit["max_concurrently_running"])
 
     def run(self) -> None:
@@ -201,7 +202,7 @@ class Swarm:
         params: dict[str, str] = {}
         if self._since is not None and not full:
             params["since"] = self._since
-        answer = self.requester.get(f"/api/query/workflow/{self.workflow_id}/task_statuses", params)
+        answer = self.requester.get(routes.task_statuses(self.workflow_id), params)
         changed = 0
         for row in answer.get("tasks", []):
             if self.set_status(int(row["task_id"]), str(row["status"])):
@@ -217,7 +218,7 @@ class Swarm:
         ids = sorted(self.ready)
         queued = 0
         for chunk in _chunks(ids, self.config.bind_chunk_size):
-            answer = self.requester.post(f"/api/state/workflow_run/{self.run_id}/queue",
+            answer = self.requester.post(routes.queue_tasks(self.run_id),
                                          {"task_ids": chunk})
             for tid in answer.get("queued", []):
                 if self.set_status(int(tid), T.QUEUED):
@@ -236,7 +237,7 @@ class Swarm:
         launched = 0
         for chunk in _chunks(ids, self.config.bind_chunk_size):
             answer = self.requester.post(
-                f"/api/state/workflow_run/{self.run_id}/instantiate",
+                routes.instantiate_tasks(self.run_id),
                 {"task_ids": chunk, "executor_type": self.executor.name},
             )
             specs = [TaskInstanceSpec.from_api(row) for row in answer.get("task_instances", [])]
@@ -263,13 +264,13 @@ class Swarm:
         else:
             description = f"{self.executor.name} executor could not launch the worker"
         if executor_id is None:
-            self.requester.post(f"/api/state/task_instance/{ti}/no_executor_id",
+            self.requester.post(routes.task_instance_report(ti, "no_executor_id"),
                                 {"description": description})
             return
         if self.executor.submit_blocks:
             return  # it already ran: the worker reported running and its outcome
         try:
-            self.requester.post(f"/api/state/task_instance/{ti}/submitted",
+            self.requester.post(routes.task_instance_report(ti, "submitted"),
                                 {"executor_id": executor_id, "next_report_increment": self._increment})
         except JobmonRequestError as exc:
             if exc.status_code != 409:
@@ -285,7 +286,7 @@ class Swarm:
 
     def check_overdue(self) -> int:
         """Instances past their report-by deadline that the executor no longer runs are lost."""
-        answer = self.requester.get(f"/api/query/workflow_run/{self.run_id}/overdue_instances")
+        answer = self.requester.get(routes.overdue_instances(self.run_id))
         watched = self.executor.task_instance_ids()
         count = 0
         for row in answer.get("task_instances", []):
@@ -299,7 +300,7 @@ class Swarm:
 
     def _post_error(self, ti: int, status: str, description: str) -> None:
         try:
-            self.requester.post(f"/api/state/task_instance/{ti}/error",
+            self.requester.post(routes.task_instance_report(ti, "error"),
                                 {"status": status, "description": description})
         except JobmonRequestError as exc:
             if exc.status_code != 409:
@@ -307,11 +308,11 @@ class Swarm:
             log.debug("error report for task instance %d refused: %s", ti, exc.reason)
 
     def run_status(self) -> str:
-        answer = self.requester.get(f"/api/query/workflow_run/{self.run_id}")
+        answer = self.requester.get(routes.workflow_run(self.run_id))
         return str(answer["status"])
 
     def set_run_status(self, status: str) -> str:
-        answer = self.requester.put(f"/api/state/workflow_run/{self.run_id}/status", {"status": status})
+        answer = self.requester.put(routes.workflow_run_status(self.run_id), {"status": status})
         return str(answer.get("status", status))
 
     def halt(self, reason: str) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from jobmon import hashing
-from jobmon.client.resources import ComputeResources
+from jobmon.core import hashing
+from jobmon.core.resources import ComputeResources
 
 if TYPE_CHECKING:
     from jobmon.client.task_template import TaskTemplate

@@ -6,8 +6,9 @@ import string
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from jobmon.client.resources import ComputeResources, resource_scales
 from jobmon.client.task import Task
+from jobmon.core import routes
+from jobmon.core.resources import ComputeResources, resource_scales
 
 if TYPE_CHECKING:
     from jobmon.client.tool import Tool
@@ -104,12 +105,12 @@ class TaskTemplate:
 
         requester = tool.requester
         answer = requester.post(
-            "/api/state/task_template",
+            routes.TASK_TEMPLATE,
             {"tool_version_id": tool.tool_version_id, "name": template_name},
         )
         self.task_template_id = int(answer["task_template_id"])
         answer = requester.post(
-            "/api/state/task_template_version",
+            routes.TASK_TEMPLATE_VERSION,
             {"task_template_id": self.task_template_id, "command_template": command_template,
              "node_args": self.node_args, "task_args": self.task_args, "op_args": self.op_args},
         )

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from jobmon.client.requester import Requester
 from jobmon.client.task_template import TaskTemplate
-from jobmon.config import ClientConfig, JobmonConfig
+from jobmon.core import routes
+from jobmon.core.config import ClientConfig, JobmonConfig
+from jobmon.core.requester import Requester
 
 
 class Tool:
@@ -30,7 +31,7 @@ class Tool:
         self.name = name
         self.config = config or JobmonConfig.load().client
         self.requester = requester or Requester.from_config(self.config, service_url)
-        answer = self.requester.post("/api/state/tool", {"name": name})
+        answer = self.requester.post(routes.TOOL, {"name": name})
         self.tool_id = int(answer["tool_id"])
         self.tool_version_id = int(answer["tool_version_id"])
         self._templates: dict[tuple[Any, ...], TaskTemplate] = {}
@@ -40,7 +41,7 @@ class Tool:
 
     def new_version(self) -> int:
         """Start a new tool version; templates fetched afterwards belong to it."""
-        answer = self.requester.post(f"/api/state/tool/{self.tool_id}/version", {})
+        answer = self.requester.post(routes.tool_version(self.tool_id), {})
         self.tool_version_id = int(answer["tool_version_id"])
         self._templates.clear()
         return self.tool_version_id

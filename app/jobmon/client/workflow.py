@@ -14,7 +14,6 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import jobmon
-from jobmon import hashing
 from jobmon.client.errors import (
     DagCycleError,
     WorkflowAlreadyDone,
@@ -22,13 +21,14 @@ from jobmon.client.errors import (
     WorkflowError,
 )
 from jobmon.client.executors import Executor, get_executor
-from jobmon.client.requester import JobmonRequestError, Requester
 from jobmon.client.swarm import Swarm, WorkflowRunResult
 from jobmon.client.task import Task
 from jobmon.client.tool import Tool
-from jobmon.config import ClientConfig
-from jobmon.states import WorkflowRunStatus as WFR
-from jobmon.states import WorkflowStatus as WF
+from jobmon.core import hashing, routes
+from jobmon.core.config import ClientConfig
+from jobmon.core.requester import JobmonRequestError, Requester
+from jobmon.core.states import WorkflowRunStatus as WFR
+from jobmon.core.states import WorkflowStatus as WF
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ class Workflow:
         size = max(1, self.config.bind_chunk_size)
 
         for chunk in _chunks(tasks, min(size, MAX_NODES_PER_REQUEST)):
-            answer = req.post("/api/state/nodes", {"nodes": [
+            answer = req.post(routes.NODES, {"nodes": [
                 {"task_template_version_id": t.template.task_template_version_id,
                  "node_args_hash": t.node_args_hash, "node_args": t.node_args} for t in chunk]})
             node_ids = answer["node_ids"]
@@ -169,15 +169,15 @@ class Workflow:
         edges = [(up, t) for t in order for up in t.upstream_tasks]
         dag_hash = hashing.dag_hash([t.node_hash for t in tasks],
                                     [(up.node_hash, down.node_hash) for up, down in edges])
-        answer = req.post("/api/state/dag", {"dag_hash": dag_hash})
+        answer = req.post(routes.DAG, {"dag_hash": dag_hash})
         self.dag_id = int(answer["dag_id"])
         # Edges are sent even for an existing DAG: inserting is idempotent, and a binder that died
         # halfway through the edges of a new DAG must not leave it incomplete for good.
         edge_ids = [[up.node_id, down.node_id] for up, down in edges]
         for chunk in _chunks(edge_ids, min(size * 10, MAX_EDGES_PER_REQUEST)):
-            req.post(f"/api/state/dag/{self.dag_id}/edges", {"edges": chunk})
+            req.post(routes.dag_edges(self.dag_id), {"edges": chunk})
 
-        answer = req.post("/api/state/workflow", {
+        answer = req.post(routes.WORKFLOW, {
             "tool_version_id": self.tool.tool_version_id,
             "dag_id": self.dag_id,
             "workflow_args_hash": hashing.workflow_args_hash(self.workflow_args),
@@ -195,7 +195,7 @@ class Workflow:
             )
 
         try:
-            answer = req.post(f"/api/state/workflow/{self.workflow_id}/run", {
+            answer = req.post(routes.new_workflow_run(self.workflow_id), {
                 "user": _user(), "executor_class": executor_class,
                 "jobmon_version": jobmon.__version__, "resume": resume, "reset_running": cold_resume,
             })
@@ -211,11 +211,11 @@ class Workflow:
         self.workflow_run_id = run_id
         try:
             self._bind_tasks(run_id, tasks, min(size, MAX_TASKS_PER_REQUEST))
-            req.put(f"/api/state/workflow_run/{run_id}/status", {"status": WFR.BOUND})
+            req.put(routes.workflow_run_status(run_id), {"status": WFR.BOUND})
         except BaseException:
             # A run left in G would block the next bind until the reaper aborts it.
             try:
-                req.put(f"/api/state/workflow_run/{run_id}/status", {"status": WFR.ABORTED})
+                req.put(routes.workflow_run_status(run_id), {"status": WFR.ABORTED})
             except JobmonRequestError as exc:
                 log.error("cannot abort workflow run %d after a failed bind: %s", run_id, exc)
             raise
@@ -225,8 +225,9 @@ class Workflow:
         return run_id
 
     def _bind_tasks(self, run_id: int, tasks: list[Task], size: int) -> None:
+        assert self.workflow_id is not None, "the workflow is bound before its tasks"
         for chunk in _chunks(tasks, size):
-            answer = self.requester.post(f"/api/state/workflow/{self.workflow_id}/tasks", {
+            answer = self.requester.post(routes.workflow_tasks(self.workflow_id), {
                 "workflow_run_id": run_id,
                 "tasks": [{
                     "node_id": t.node_id,

@@ -9,8 +9,8 @@ import sys
 import threading
 from types import FrameType
 
-from jobmon.client.requester import Requester
-from jobmon.config import ConfigError, JobmonConfig
+from jobmon.core.config import ConfigError, JobmonConfig
+from jobmon.core.requester import Requester
 from jobmon.reaper.daemon import Reaper
 from jobmon.reaper.slack import SlackNotifier
 

@@ -10,9 +10,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from jobmon.client.requester import JobmonRequestError, Requester
-from jobmon.config import ReaperConfig
-from jobmon.health_file import touch
+from jobmon.core import routes
+from jobmon.core.config import ReaperConfig
+from jobmon.core.health_file import touch
+from jobmon.core.requester import JobmonRequestError, Requester
 from jobmon.reaper.slack import SlackNotifier, run_message
 
 log = logging.getLogger(__name__)
@@ -84,12 +85,12 @@ class Reaper:
             body_extra["threshold"] = threshold
         moves: list[dict[str, Any]] = []
         for _page in range(MAX_PAGES):
-            found = self.requester.get(f"/api/query/reaper/{kind}", params)[answer_key]
+            found = self.requester.get(routes.reaper_candidates(kind), params)[answer_key]
             if not found:
                 break
             ids = [row[id_key] for row in found]
             moved: list[dict[str, Any]] = self.requester.post(
-                f"/api/state/reaper/{kind}", {body_key: ids, **body_extra})["moved"]
+                routes.reaper_move(kind), {body_key: ids, **body_extra})["moved"]
             moves += moved
             if len(found) < self.config.batch_size or not moved:
                 break

@@ -12,7 +12,7 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
-from jobmon.config import ReaperConfig
+from jobmon.core.config import ReaperConfig
 
 log = logging.getLogger(__name__)
 

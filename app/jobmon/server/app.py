@@ -14,14 +14,14 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import text
 
 import jobmon
-from jobmon.config import JobmonConfig
+from jobmon.core.config import JobmonConfig
+from jobmon.core.routes import PREFIXES
 from jobmon.server.context import ServiceContext
 from jobmon.server.db import make_engine, make_sessionmaker
 from jobmon.server.errors import register_error_handlers
 from jobmon.server.openapi import build_document
 
 SERVICES = ("state", "query", "viz")
-PREFIXES = {"state": "/api/state", "query": "/api/query", "viz": "/api/viz"}
 
 
 def create_app(config: JobmonConfig | None = None, services: Iterable[str] = SERVICES) -> Flask:

@@ -22,7 +22,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 import jobmon
-from jobmon.config import ConfigError, JobmonConfig
+from jobmon.core.config import ConfigError, JobmonConfig
 
 PROG = "jobmon-server"
 EXIT_ERROR = 1

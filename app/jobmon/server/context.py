@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from flask import current_app
 from sqlalchemy.orm import Session, sessionmaker
 
-from jobmon.config import JobmonConfig
+from jobmon.core.config import JobmonConfig
 
 
 @dataclass

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from flask import Flask
 from sqlalchemy.exc import ArgumentError
 
-from jobmon.config import ConfigError, JobmonConfig
+from jobmon.core.config import ConfigError, JobmonConfig
 from jobmon.server.app import SERVICES, create_app
 
 SERVICES_ENV = "JOBMON_SERVICES"

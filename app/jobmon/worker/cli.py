@@ -24,8 +24,9 @@ from types import FrameType
 from typing import Any
 
 import jobmon
-from jobmon.client.requester import JobmonRequestError, Requester
-from jobmon.config import ConfigError, JobmonConfig
+from jobmon.core import routes
+from jobmon.core.config import ConfigError, JobmonConfig
+from jobmon.core.requester import JobmonRequestError, Requester
 from jobmon.worker.runner import CommandRunner, Outcome, classify
 
 log = logging.getLogger("jobmon.worker")
@@ -75,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def version_mismatch(requester: Requester) -> str | None:
     """Why this worker must not run against the service (its version differs), or None."""
-    server = str(requester.get("/api/query/version").get("version", ""))
+    server = str(requester.get(routes.VERSION).get("version", ""))
     if server == jobmon.__version__:
         return None
     return (f"jobmon-worker {jobmon.__version__} differs from the Jobmon service's version {server or '?'} "
@@ -106,7 +107,7 @@ class _Heartbeat(threading.Thread):
     def run(self) -> None:
         while not self.stopping.wait(self.interval):
             try:
-                answer = self.requester.post(f"/api/state/task_instance/{self.ti}/heartbeat",
+                answer = self.requester.post(routes.task_instance_report(self.ti, "heartbeat"),
                                              {"next_report_increment": self.increment})
             except JobmonRequestError as exc:
                 log.error("heartbeat failed: %s", exc)
@@ -124,7 +125,7 @@ def command_of(ti: int, running: dict[str, Any]) -> str:
     """The task's command, as the State Manager answers ``running`` (docs/api.md)."""
     command = running.get("command")
     if not isinstance(command, str) or not command:
-        raise JobmonRequestError("POST", f"/api/state/task_instance/{ti}/running", None,
+        raise JobmonRequestError("POST", routes.task_instance_report(ti, "running"), None,
                                  "the answer carries no command (is the server older than this worker?)")
     return command
 
@@ -138,9 +139,9 @@ def _report(requester: Requester, ti: int, outcome: Outcome, memory_limit_mb: in
     usage = {"exit_code": outcome.exit_code, "wallclock": round(outcome.wallclock, 3),
              "cpu": round(outcome.cpu, 3), "maxrss": outcome.maxrss}
     if report.status == "D":
-        answer = requester.post(f"/api/state/task_instance/{ti}/done", usage)
+        answer = requester.post(routes.task_instance_report(ti, "done"), usage)
     else:
-        answer = requester.post(f"/api/state/task_instance/{ti}/error",
+        answer = requester.post(routes.task_instance_report(ti, "error"),
                                 {"status": report.status, "description": report.description, **usage})
     if answer.get("ignored"):
         log.info("task instance %d: the server kept status %s", ti, answer.get("status"))
@@ -154,7 +155,7 @@ def run_instance(args: argparse.Namespace, config: JobmonConfig) -> int:
     requester = Requester(service_url, timeout=config.client.request_timeout,
                           retries=config.client.request_retries)
 
-    running = requester.post(f"/api/state/task_instance/{ti}/running", {
+    running = requester.post(routes.task_instance_report(ti, "running"), {
         "node_name": socket.gethostname()[:255], "process_group_id": os.getpgrp(),
         "next_report_increment": increment, "executor_id": _executor_id(),
     })
@@ -165,7 +166,7 @@ def run_instance(args: argparse.Namespace, config: JobmonConfig) -> int:
     if refusal:
         print(f"jobmon-worker: error: {refusal}; not running task instance {ti}", file=sys.stderr)
         with contextlib.suppress(JobmonRequestError):
-            requester.post(f"/api/state/task_instance/{ti}/error", {"status": "U", "description": refusal})
+            requester.post(routes.task_instance_report(ti, "error"), {"status": "U", "description": refusal})
         return EXIT_VERSION_MISMATCH
     command = command_of(ti, running)
 

@@ -11,7 +11,7 @@ import sys
 import uuid
 
 from jobmon.client import Tool, Workflow
-from jobmon.config import ClientConfig
+from jobmon.core.config import ClientConfig
 
 
 def main(service_url: str) -> int:

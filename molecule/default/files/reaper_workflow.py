@@ -13,7 +13,7 @@ import uuid
 
 from jobmon.client import Tool, Workflow
 from jobmon.client.executors import MultiprocessExecutor
-from jobmon.config import ClientConfig
+from jobmon.core.config import ClientConfig
 
 
 def main(service_url: str) -> int:

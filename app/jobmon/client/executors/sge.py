@@ -57,8 +57,9 @@ from jobmon.client.executors.sge_output import (
     parse_qstat_xml,
     parse_qsub_terse,
 )
-from jobmon.client.requester import JobmonRequestError, Requester
-from jobmon.config import ConfigError, parse_bool, read_toml
+from jobmon.core import routes
+from jobmon.core.config import ConfigError, parse_bool, read_toml
+from jobmon.core.requester import JobmonRequestError, Requester
 
 log = logging.getLogger(__name__)
 
@@ -467,7 +468,7 @@ class SGEExecutor(Executor):
         if self._requester is None:
             self._requester = Requester(self.service_url, timeout=30, retries=2)
         try:
-            answer = self._requester.get(f"/api/query/task_instance/{task_instance_id}")
+            answer = self._requester.get(routes.task_instance(task_instance_id))
         except JobmonRequestError as exc:
             log.warning("cannot read task instance %d: %s", task_instance_id, exc)
             return None

@@ -13,6 +13,7 @@ from flask import jsonify, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import exists, select
 
+from jobmon.core.states import TASK_INSTANCE_ACTIVE_STATES, WorkflowRunStatus
 from jobmon.server.context import ro_sessions
 from jobmon.server.db import db_now
 from jobmon.server.errors import InvalidInput
@@ -20,7 +21,6 @@ from jobmon.server.models import TaskInstance, Workflow, WorkflowRun
 from jobmon.server.query_service import blueprint
 from jobmon.server.query_service.routes import iso
 from jobmon.server.validation import query_int
-from jobmon.states import TASK_INSTANCE_ACTIVE_STATES, WorkflowRunStatus
 
 WFR = WorkflowRunStatus
 DEFAULT_LIMIT = 1000

@@ -15,13 +15,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import jobmon
+from jobmon.core.states import TaskInstanceStatus
 from jobmon.server.context import ro_sessions
 from jobmon.server.db import db_now
 from jobmon.server.errors import InvalidInput, NotFound
 from jobmon.server.models import Task, TaskInstance, Workflow, WorkflowRun
 from jobmon.server.query_service import blueprint
 from jobmon.server.validation import ID_MAX as MAX_ID
-from jobmon.states import TaskInstanceStatus
 
 # A write sets status_date before it commits, so a change can become visible after a poll whose clock
 # was already later than its status_date. Polls by `since` therefore look back this much further; a task

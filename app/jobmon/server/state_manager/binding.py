@@ -18,7 +18,8 @@ from flask import jsonify
 from flask.typing import ResponseReturnValue
 from sqlalchemy import bindparam, func, insert, literal, select, update
 
-from jobmon.resources import QueueLimits, Resources, validated
+from jobmon.core.resources import ComputeResources, QueueLimits, validated
+from jobmon.core.states import ACTIVE_WORKFLOW_RUN_STATES, TaskStatus
 from jobmon.server.context import rw_sessions
 from jobmon.server.db import db_now, transaction
 from jobmon.server.errors import Conflict, InvalidInput
@@ -62,7 +63,6 @@ from jobmon.server.state_manager.inputs import (
     text_map,
 )
 from jobmon.server.validation import ID_MAX, check_type, field, json_body, list_field
-from jobmon.states import ACTIVE_WORKFLOW_RUN_STATES, TaskStatus
 
 MAX_NODES = 10_000
 MAX_EDGES = 50_000
@@ -262,13 +262,13 @@ class _TaskSpec:
         self.scales = json.dumps(scales, sort_keys=True) if scales else "{}"
         res = field(raw, "resources", dict)
         with item("resources"):
-            self.requested = Resources(
+            self.requested = ComputeResources(
                 queue=field(res, "queue", str, max_length=255),
                 num_cores=field(res, "num_cores", int, minimum=1, maximum=INT_MAX),
                 memory_mb=field(res, "memory_mb", int, minimum=1, maximum=INT_MAX),
                 runtime_s=field(res, "runtime_s", int, minimum=1, maximum=INT_MAX),
             )
-        self.valid: Resources = self.requested
+        self.valid: ComputeResources = self.requested
 
 
 @blueprint.post("/workflow/<int:workflow_id>/tasks")
@@ -333,7 +333,7 @@ def bind_tasks(workflow_id: int) -> ResponseReturnValue:
             q.name: QueueLimits(q.name, q.max_cores, q.max_memory_mb, q.max_runtime_s)
             for q in session.execute(select(Queue)).scalars()
         }
-        checked: dict[Resources, Resources] = {}  # tasks of a request mostly share one request
+        checked: dict[ComputeResources, ComputeResources] = {}  # tasks of a request mostly share one request
         for spec in specs.values():
             valid = checked.get(spec.requested)
             if valid is None:
@@ -435,10 +435,10 @@ def _existing_tasks(
     return found
 
 
-def _last_requested(session: Any, task_ids: list[int]) -> dict[int, Resources]:
+def _last_requested(session: Any, task_ids: list[int]) -> dict[int, ComputeResources]:
     """What each task last asked for: its newest O row."""
     res = _resources
-    out: dict[int, Resources] = {}
+    out: dict[int, ComputeResources] = {}
     for chunk in chunked(task_ids):
         newest = (
             select(func.max(res.c.id))
@@ -449,18 +449,18 @@ def _last_requested(session: Any, task_ids: list[int]) -> dict[int, Resources]:
             select(res.c.task_id, res.c.queue, res.c.num_cores, res.c.memory_mb, res.c.runtime_s)
             .where(res.c.id.in_(newest))
         ):
-            out[task_id] = Resources(queue, cores, memory, runtime)
+            out[task_id] = ComputeResources(queue, cores, memory, runtime)
     return out
 
 
-def _add_resources(session: Any, items: list[tuple[int, Resources, Resources]]) -> None:
+def _add_resources(session: Any, items: list[tuple[int, ComputeResources, ComputeResources]]) -> None:
     """An O and a V row per task; the task then points at its V row.
 
     Tasks bound together usually ask for the same resources. Each request shared by many tasks is written
     with ``INSERT INTO task_resources ... SELECT task.id, <the request> FROM task WHERE id IN (...)``, so
     only task ids travel and no per-row parameters are built; the few others go in one executemany.
     """
-    groups: dict[tuple[Resources, Resources], list[int]] = defaultdict(list)
+    groups: dict[tuple[ComputeResources, ComputeResources], list[int]] = defaultdict(list)
     for task_id, requested, valid in items:
         groups[(requested, valid)].append(task_id)
     rows: list[dict[str, Any]] = []

@@ -10,7 +10,8 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from jobmon.resources import QueueLimits, Resources, adjusted, parse_scales
+from jobmon.core.resources import ComputeResources, QueueLimits, adjusted, parse_scales
+from jobmon.core.states import ACTIVE_WORKFLOW_RUN_STATES, TaskInstanceStatus, TaskStatus
 from jobmon.server.context import rw_sessions
 from jobmon.server.db import db_now, transaction
 from jobmon.server.errors import Conflict
@@ -28,7 +29,6 @@ from jobmon.server.state_manager.common import (
 )
 from jobmon.server.state_manager.inputs import id_list, text_field
 from jobmon.server.validation import json_body
-from jobmon.states import ACTIVE_WORKFLOW_RUN_STATES, TaskInstanceStatus, TaskStatus
 
 log = logging.getLogger(__name__)
 
@@ -96,14 +96,14 @@ def _adjust_resources(session: Session, rows: list[Any]) -> None:
         q.name: QueueLimits(q.name, q.max_cores, q.max_memory_mb, q.max_runtime_s)
         for q in session.execute(select(Queue)).scalars()
     }
-    current: dict[int, Resources] = {}
+    current: dict[int, ComputeResources] = {}
     res_ids = [r.task_resources_id for r in rows if r.task_resources_id is not None]
     for chunk in chunked(res_ids):
         for rid, queue, cores, memory, runtime in session.execute(
             select(_res.c.id, _res.c.queue, _res.c.num_cores, _res.c.memory_mb, _res.c.runtime_s)
             .where(_res.c.id.in_(chunk))
         ):
-            current[rid] = Resources(queue, cores, memory, runtime)
+            current[rid] = ComputeResources(queue, cores, memory, runtime)
     # The newest measurement of each task: qpid may fill max RSS in only after a later attempt started.
     measured: dict[int, int] = {}
     for chunk in chunked([r.id for r in rows]):

@@ -10,6 +10,7 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
+from jobmon.core.states import ACTIVE_WORKFLOW_RUN_STATES, TaskStatus, WorkflowStatus
 from jobmon.server.context import rw_sessions
 from jobmon.server.db import db_now, transaction
 from jobmon.server.errors import Conflict, NotFound
@@ -19,7 +20,6 @@ from jobmon.server.state_manager import blueprint
 from jobmon.server.state_manager.common import chunked, load, table, write_route
 from jobmon.server.state_manager.inputs import id_list, int_field
 from jobmon.server.validation import field, json_body
-from jobmon.states import ACTIVE_WORKFLOW_RUN_STATES, TaskStatus, WorkflowStatus
 
 MAX_IDS = 100_000
 

@@ -18,6 +18,13 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import and_, exists, func, select, update
 from sqlalchemy.orm import Session
 
+from jobmon.core.states import (
+    TASK_INSTANCE_ACTIVE_STATES,
+    WORKFLOW_TRANSITIONS,
+    TaskInstanceStatus,
+    WorkflowRunStatus,
+    WorkflowStatus,
+)
 from jobmon.server.context import rw_sessions
 from jobmon.server.db import db_now, transaction
 from jobmon.server.models import TaskInstance, TaskInstanceErrorLog, Workflow, WorkflowRun
@@ -27,13 +34,6 @@ from jobmon.server.state_manager.common import load, write_route
 from jobmon.server.state_manager.inputs import id_list
 from jobmon.server.state_manager.task_instances import _end_attempt
 from jobmon.server.validation import field, json_body
-from jobmon.states import (
-    TASK_INSTANCE_ACTIVE_STATES,
-    WORKFLOW_TRANSITIONS,
-    TaskInstanceStatus,
-    WorkflowRunStatus,
-    WorkflowStatus,
-)
 
 log = logging.getLogger(__name__)
 

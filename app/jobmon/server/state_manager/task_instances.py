@@ -1,8 +1,8 @@
 """Reports about one task instance, from the executor (submitted, no executor id) and the worker (running,
 heartbeat, done, error).
 
-Every reported move is judged by ``jobmon.states.task_instance_verdict``: applied, ignored (a known late or
-racing report: 200 with ``"ignored": true`` and the unchanged status) or refused (409). Repeating the
+Every reported move is judged by ``jobmon.core.states.task_instance_verdict``: applied, ignored (a known
+late or racing report: 200 with ``"ignored": true`` and the unchanged status) or refused (409). Repeating the
 current status is ignored too, so a retried request whose answer was lost is harmless.
 """
 
@@ -17,6 +17,16 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from jobmon.core.states import (
+    TASK_INSTANCE_ACTIVE_STATES,
+    TASK_INSTANCE_SHOULD_DIE,
+    TaskInstanceStatus,
+    TaskStatus,
+    Verdict,
+    WorkflowRunStatus,
+    task_instance_verdict,
+    task_status_after_error,
+)
 from jobmon.server.context import rw_sessions
 from jobmon.server.db import db_deadline, db_now, transaction
 from jobmon.server.errors import Conflict, NotFound
@@ -35,16 +45,6 @@ from jobmon.server.state_manager.inputs import (
     usage,
 )
 from jobmon.server.validation import ID_MAX, field, json_body
-from jobmon.states import (
-    TASK_INSTANCE_ACTIVE_STATES,
-    TASK_INSTANCE_SHOULD_DIE,
-    TaskInstanceStatus,
-    TaskStatus,
-    Verdict,
-    WorkflowRunStatus,
-    task_instance_verdict,
-    task_status_after_error,
-)
 
 log = logging.getLogger(__name__)
 

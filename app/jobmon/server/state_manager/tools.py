@@ -8,7 +8,7 @@ from flask import jsonify
 from flask.typing import ResponseReturnValue
 from sqlalchemy import func, select
 
-from jobmon.hashing import template_hash
+from jobmon.core.hashing import template_hash
 from jobmon.server.context import rw_sessions
 from jobmon.server.db import transaction
 from jobmon.server.errors import InvalidInput

@@ -11,6 +11,16 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from jobmon.core.states import (
+    ACTIVE_WORKFLOW_RUN_STATES,
+    TASK_INSTANCE_ACTIVE_STATES,
+    WORKFLOW_RUN_TRANSITIONS,
+    WORKFLOW_TRANSITIONS,
+    TaskInstanceStatus,
+    TaskStatus,
+    WorkflowRunStatus,
+    WorkflowStatus,
+)
 from jobmon.server.context import rw_sessions
 from jobmon.server.db import db_now, transaction
 from jobmon.server.errors import Conflict
@@ -46,16 +56,6 @@ from jobmon.server.state_manager.inputs import (
     text_map,
 )
 from jobmon.server.validation import field, json_body
-from jobmon.states import (
-    ACTIVE_WORKFLOW_RUN_STATES,
-    TASK_INSTANCE_ACTIVE_STATES,
-    WORKFLOW_RUN_TRANSITIONS,
-    WORKFLOW_TRANSITIONS,
-    TaskInstanceStatus,
-    TaskStatus,
-    WorkflowRunStatus,
-    WorkflowStatus,
-)
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from jobmon.states import TaskInstanceStatus, TaskStatus, WorkflowRunStatus, WorkflowStatus
+from jobmon.core.states import TaskInstanceStatus, TaskStatus, WorkflowRunStatus, WorkflowStatus
 
 # Letter -> readable name for each kind of status, e.g. STATUS_NAMES["task"]["E"] == "ERROR RECOVERABLE".
 STATUS_NAMES: dict[str, dict[str, str]] = {

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from jobmon.core.states import TaskStatus
 from jobmon.server.errors import NotFound
 from jobmon.server.models import (
     Task,
@@ -23,7 +24,6 @@ from jobmon.server.models import (
     WorkflowRun,
 )
 from jobmon.server.validation import ID_MAX as MAX_ID
-from jobmon.states import TaskStatus
 
 TASK_STATUS_LETTERS = tuple(s.value for s in TaskStatus)
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import requests
 
-from jobmon.config import ClientConfig
+from jobmon.core.config import ClientConfig
 
 log = logging.getLogger(__name__)
 

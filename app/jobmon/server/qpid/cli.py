@@ -9,10 +9,10 @@ import sys
 import threading
 from types import FrameType
 
-from jobmon.config import ConfigError, JobmonConfig
-from jobmon.qpid.integration import QpidIntegrator
+from jobmon.core.config import ConfigError, JobmonConfig
+from jobmon.server.qpid.integration import QpidIntegrator
 
-log = logging.getLogger("jobmon.qpid")
+log = logging.getLogger("jobmon.server.qpid")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,5 @@
-"""Compute resource requests: validated against a queue's limits, and adjusted after a resource error.
+"""Compute resources: the one shape a task asks its queue for, its checks, the queue's limits, and how a
+request grows after a resource error.
 
 Pure functions with no database or web dependency, so the server, the client and tests share them.
 Memory is in MB, runtime in seconds; measured max RSS arrives in bytes (as the worker and qpid report it).
@@ -9,20 +10,51 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 # Guppy's scale: after a resource error each scaled resource grows by half.
 DEFAULT_SCALE = 0.5
 SCALED_RESOURCES = ("memory", "runtime")
+DEFAULT_RESOURCE_SCALES: dict[str, float] = dict.fromkeys(SCALED_RESOURCES, DEFAULT_SCALE)
+RESOURCE_KEYS = ("queue", "num_cores", "memory_mb", "runtime_s")
 BYTES_PER_MB = 1024 * 1024
 
 
 @dataclass(frozen=True)
-class Resources:
-    queue: str
-    num_cores: int
-    memory_mb: int
-    runtime_s: int
+class ComputeResources:
+    """One request; the server validates it against the queue's limits when the task is bound."""
+
+    queue: str = "all.q"
+    num_cores: int = 1
+    memory_mb: int = 1024
+    runtime_s: int = 3600
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.queue, str) or not self.queue:
+            raise ValueError(f"compute resource 'queue' must be a non-empty string, got {self.queue!r}")
+        for key in ("num_cores", "memory_mb", "runtime_s"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"compute resource {key!r} must be a positive integer, got {value!r}")
+
+    @classmethod
+    def from_mapping(
+        cls, values: Mapping[str, Any] | None, base: ComputeResources | None = None
+    ) -> ComputeResources:
+        """``values`` over ``base`` (or the defaults); an unknown key is an error, not silently dropped."""
+        merged: dict[str, Any] = asdict(base) if base is not None else {}
+        if values:
+            unknown = sorted(set(values) - set(RESOURCE_KEYS))
+            if unknown:
+                raise ValueError(
+                    f"unknown compute resource(s) {unknown}; expected some of {list(RESOURCE_KEYS)}"
+                )
+            merged.update(values)
+        return cls(**merged)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -33,9 +65,9 @@ class QueueLimits:
     max_runtime_s: int
 
 
-def validated(requested: Resources, limits: QueueLimits) -> Resources:
+def validated(requested: ComputeResources, limits: QueueLimits) -> ComputeResources:
     """The request as the queue can run it: each value capped at the queue's limit, never below 1."""
-    return Resources(
+    return ComputeResources(
         queue=limits.name,
         num_cores=_clamp(requested.num_cores, limits.max_cores),
         memory_mb=_clamp(requested.memory_mb, limits.max_memory_mb),
@@ -44,11 +76,11 @@ def validated(requested: Resources, limits: QueueLimits) -> Resources:
 
 
 def adjusted(
-    current: Resources,
+    current: ComputeResources,
     limits: QueueLimits,
     scales: Mapping[str, float] | None = None,
     measured_maxrss_bytes: int | None = None,
-) -> Resources:
+) -> ComputeResources:
     """The request for the next attempt after a resource error.
 
     memory = max(current request, measured max RSS) x (1 + scale['memory']);
@@ -61,7 +93,7 @@ def adjusted(
         memory_base = max(memory_base, bytes_to_mb(measured_maxrss_bytes))
     memory = math.ceil(memory_base * (1 + scales.get("memory", DEFAULT_SCALE)))
     runtime = math.ceil(current.runtime_s * (1 + scales.get("runtime", DEFAULT_SCALE)))
-    return Resources(
+    return ComputeResources(
         queue=current.queue,
         num_cores=_clamp(current.num_cores, limits.max_cores),
         memory_mb=_clamp(memory, limits.max_memory_mb),
@@ -93,3 +125,19 @@ def parse_scales(text: str | None) -> dict[str, float]:
 
 def _clamp(value: int, limit: int) -> int:
     return max(1, min(value, limit))
+
+
+def resource_scales(values: Mapping[str, Any] | None) -> dict[str, float]:
+    """Fractional growth per resource after a resource error, e.g. {"memory": 0.5} -> x1.5."""
+    scales = dict(DEFAULT_RESOURCE_SCALES)
+    if values:
+        unknown = sorted(set(values) - set(SCALED_RESOURCES))
+        if unknown:
+            raise ValueError(
+                f"unknown resource scale(s) {unknown}; expected some of {list(SCALED_RESOURCES)}"
+            )
+        for key, value in values.items():
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise ValueError(f"resource scale {key!r} must be a number >= 0, got {value!r}")
+            scales[key] = float(value)
+    return scales

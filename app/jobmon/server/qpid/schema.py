@@ -24,7 +24,7 @@ import re
 
 from sqlalchemy import BigInteger, Column, DateTime, Double, Integer, MetaData, String, Table
 
-from jobmon.config import QpidConfig
+from jobmon.core.config import QpidConfig
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 

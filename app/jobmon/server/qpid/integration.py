@@ -22,12 +22,12 @@ from typing import Any, NamedTuple
 from sqlalchemy import Engine, Table, case, func, select, update
 from sqlalchemy.exc import DBAPIError
 
-from jobmon.config import QpidConfig
-from jobmon.health_file import touch
-from jobmon.qpid.schema import executor_key, qpid_table
+from jobmon.core.config import QpidConfig
+from jobmon.core.health_file import touch
+from jobmon.core.states import TaskInstanceStatus
 from jobmon.server.db import make_engine
 from jobmon.server.models import TaskInstance
-from jobmon.states import TaskInstanceStatus
+from jobmon.server.qpid.schema import executor_key, qpid_table
 
 log = logging.getLogger(__name__)
 

@@ -27,10 +27,10 @@ from sqlalchemy import Engine, Table, insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 
-from jobmon.config import ConfigError, JobmonConfig, QpidConfig
-from jobmon.health_file import touch
-from jobmon.qpid.schema import qpid_table
+from jobmon.core.config import ConfigError, JobmonConfig, QpidConfig
+from jobmon.core.health_file import touch
 from jobmon.server.db import make_engine
+from jobmon.server.qpid.schema import qpid_table
 
 log = logging.getLogger(__name__)
 
