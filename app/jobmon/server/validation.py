@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from flask import request
 
-from jobmon.server.errors import InvalidInput
+from jobmon.server.errors import InvalidInput, NotFound
 
 T = TypeVar("T")
 
@@ -102,4 +103,29 @@ def query_int(name: str, default: int | None = None, minimum: int | None = 0,
         raise InvalidInput(f"query parameter '{name}' must be at least {minimum}")
     if maximum is not None and value > maximum:
         raise InvalidInput(f"query parameter '{name}' must be at most {maximum}")
+    return value
+
+
+def iso(value: datetime | None) -> str | None:
+    """Timestamps leave the service as ISO 8601, naive UTC."""
+    return value.isoformat() if value is not None else None
+
+
+def check_id(value: int, kind: str) -> int:
+    if value > ID_MAX:
+        raise NotFound(f"{kind} {value} not found")
+    return value
+
+
+def query_datetime(name: str) -> datetime | None:
+    """An ISO 8601 query parameter as a naive UTC datetime (the form the database stores)."""
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = datetime.fromisoformat(raw)
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+    except (ValueError, OverflowError):
+        raise InvalidInput(f"query parameter '{name}' must be an ISO 8601 timestamp") from None
     return value

@@ -19,8 +19,7 @@ from jobmon.server.db import db_now
 from jobmon.server.errors import InvalidInput
 from jobmon.server.models import TaskInstance, Workflow, WorkflowRun
 from jobmon.server.query_service import blueprint
-from jobmon.server.query_service.routes import iso
-from jobmon.server.validation import query_int
+from jobmon.server.validation import iso, query_int
 
 WFR = WorkflowRunStatus
 DEFAULT_LIMIT = 1000

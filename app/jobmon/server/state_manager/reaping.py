@@ -32,7 +32,7 @@ from jobmon.server.openapi import request_schema
 from jobmon.server.state_manager import blueprint
 from jobmon.server.state_manager.common import load, write_route
 from jobmon.server.state_manager.inputs import id_list
-from jobmon.server.state_manager.task_instances import _end_attempt
+from jobmon.server.state_manager.transitions import end_attempt
 from jobmon.server.validation import field, json_body
 
 log = logging.getLogger(__name__)
@@ -233,7 +233,7 @@ def reap_overdue_instances() -> ResponseReturnValue:
                 task_instance_id=ti_id, error_time=now,
                 description=f"reaper: no report since the deadline {ti.report_by_date} (was {old})",
             ))
-            task_status = _end_attempt(session, ti, now, resource_error=False)
+            task_status = end_attempt(session, ti, now, resource_error=False)
             run = session.execute(
                 select(WorkflowRun.workflow_id, WorkflowRun.user, Workflow.name)
                 .join(Workflow, Workflow.id == WorkflowRun.workflow_id)

@@ -14,7 +14,7 @@ from typing import Any
 
 from flask import jsonify
 from flask.typing import ResponseReturnValue
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from jobmon.core.states import (
@@ -25,7 +25,6 @@ from jobmon.core.states import (
     Verdict,
     WorkflowRunStatus,
     task_instance_verdict,
-    task_status_after_error,
 )
 from jobmon.server.context import rw_sessions
 from jobmon.server.db import db_deadline, db_now, transaction
@@ -44,6 +43,7 @@ from jobmon.server.state_manager.inputs import (
     text_field,
     usage,
 )
+from jobmon.server.state_manager.transitions import end_attempt, move_task
 from jobmon.server.validation import ID_MAX, field, json_body
 
 log = logging.getLogger(__name__)
@@ -99,38 +99,6 @@ def _cold_resumed(session: Session, ti: TaskInstance, now: datetime) -> None:
     if run_status == WorkflowRunStatus.COLD_RESUME:
         ti.status = TI.KILL_SELF.value
         ti.status_date = now
-
-
-def _end_attempt(session: Session, ti: TaskInstance, now: datetime, resource_error: bool) -> str:
-    """The task's move after its instance failed: R/I -> E, then F (attempts used up), A (resource
-    error) or E. Only the task's newest instance can move it, and only while the task is R or I: a report
-    from an instance a resume already replaced leaves the task alone."""
-    task = load(session, Task, ti.task_id, "task", lock=True)
-    if task.status not in (TaskStatus.RUNNING, TaskStatus.INSTANTIATED):
-        log.info("task %s is %s: instance %s ending leaves it", task.id, task.status, ti.id)
-        return task.status
-    newest = session.execute(
-        select(func.max(TaskInstance.id)).where(TaskInstance.task_id == task.id)
-    ).scalar_one()
-    if newest != ti.id:
-        log.info("task %s: instance %s is not its newest (%s); task left %s",
-                 task.id, ti.id, newest, task.status)
-        return task.status
-    outcome = task_status_after_error(task.num_attempts, task.max_attempts, resource_error)
-    task.status = outcome.value
-    task.status_date = now
-    return task.status
-
-
-def _move_task(session: Session, ti: TaskInstance, frm: TaskStatus, to: TaskStatus, now: datetime) -> Task:
-    task = load(session, Task, ti.task_id, "task", lock=True)
-    if task.status == frm:
-        task.status = to.value
-        task.status_date = now
-    elif task.status != to:
-        log.warning("task %s is %s: instance %s moving to %s leaves it", task.id, task.status, ti.id,
-                    ti.status)
-    return task
 
 
 def _log_error(session: Session, ti: TaskInstance, description: str, now: datetime) -> None:
@@ -192,7 +160,7 @@ def instance_no_executor_id(task_instance_id: int) -> ResponseReturnValue:
         ti.status = TI.NO_EXECUTOR_ID.value
         ti.status_date = now
         _log_error(session, ti, description, now)
-        task_status = _end_attempt(session, ti, now, resource_error=False)
+        task_status = end_attempt(session, ti, now, resource_error=False)
         status = ti.status
     return jsonify({"status": status, "task_status": task_status})
 
@@ -236,7 +204,7 @@ def instance_running(task_instance_id: int) -> ResponseReturnValue:
             ti.process_group_id = pgid
         if job_id is not None and ti.executor_id is None:
             ti.executor_id = job_id
-        command = _move_task(session, ti, TaskStatus.INSTANTIATED, TaskStatus.RUNNING, now).command
+        command = move_task(session, ti, TaskStatus.INSTANTIATED, TaskStatus.RUNNING, now).command
         status = ti.status
     return jsonify({"status": status, "kill_self": False, "command": command})
 
@@ -298,7 +266,7 @@ def instance_done(task_instance_id: int) -> ResponseReturnValue:
             setattr(ti, name, value)
         ti.status = TI.DONE.value
         ti.status_date = now
-        _move_task(session, ti, TaskStatus.RUNNING, TaskStatus.DONE, now)
+        move_task(session, ti, TaskStatus.RUNNING, TaskStatus.DONE, now)
         status = ti.status
     return jsonify({"status": status})
 
@@ -332,7 +300,7 @@ def instance_error(task_instance_id: int) -> ResponseReturnValue:
         ti.status = new.value
         ti.status_date = now
         _log_error(session, ti, description, now)
-        task_status = _end_attempt(session, ti, now, resource_error=new == TI.RESOURCE_ERROR)
+        task_status = end_attempt(session, ti, now, resource_error=new == TI.RESOURCE_ERROR)
         status = ti.status
     return jsonify({"status": status, "task_status": task_status})
 
