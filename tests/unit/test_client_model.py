@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from jobmon.client import ComputeResources, DagCycleError, Tool, Workflow, WorkflowError
-from jobmon.client.swarm import Swarm
+from jobmon.client.swarm import Swarm, WorkflowRunResult
 from jobmon.core.config import ClientConfig
+from jobmon.core.states import TaskStatus, describe_counts
 
 
 class CannedRequester:
@@ -144,6 +145,19 @@ def test_swarm_tracks_which_tasks_are_ready():
     assert swarm.ready == set()
     assert swarm.finished()  # 4 can never run
     assert swarm.counts() == {"D": 2, "F": 1, "G": 1}
+
+
+def test_counts_and_results_name_statuses_whatever_set_them():
+    swarm = Swarm(workflow_id=1, workflow_run_id=2, statuses={1: "D", 2: "G", 3: "G"},
+                  upstreams={}, requester=None, executor=None,  # type: ignore[arg-type]
+                  config=ClientConfig(), max_concurrently_running=10)
+    swarm.set_status(2, TaskStatus.QUEUED)  # the client's own move
+    swarm.set_status(3, "Q")  # a row of the server's JSON
+    assert swarm.counts() == {"D": 1, "Q": 2}
+    assert all(type(letter) is str for letter in swarm.counts())
+    assert describe_counts(swarm.counts()) == "QUEUED=2, DONE=1"
+    result = WorkflowRunResult(1, 2, "E", {"D": 3, "F": 1}, 4.0, "1 task(s) failed")
+    assert str(result) == "workflow 1 run 2: ERROR after 4.0 s (ERROR_FATAL=1, DONE=3): 1 task(s) failed"
 
 
 def test_swarm_starts_from_resumed_statuses():

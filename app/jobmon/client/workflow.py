@@ -27,6 +27,7 @@ from jobmon.client.tool import Tool
 from jobmon.core import hashing, routes
 from jobmon.core.config import ClientConfig
 from jobmon.core.requester import JobmonRequestError, Requester
+from jobmon.core.states import TaskStatus as T
 from jobmon.core.states import WorkflowRunStatus as WFR
 from jobmon.core.states import WorkflowStatus as WF
 
@@ -279,7 +280,7 @@ class Workflow:
         self._bound_run = None
         assert self.workflow_id is not None
         tasks = list(self.tasks.values())
-        statuses = {t.task_id: t.status or "G" for t in tasks if t.task_id is not None}
+        statuses = {t.task_id: t.status or T.REGISTERED for t in tasks if t.task_id is not None}
         upstreams = {t.task_id: [up.task_id for up in t.upstream_tasks if up.task_id is not None]
                      for t in tasks if t.task_id is not None}
         swarm = Swarm(

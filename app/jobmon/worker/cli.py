@@ -27,6 +27,7 @@ import jobmon
 from jobmon.core import routes
 from jobmon.core.config import ConfigError, JobmonConfig
 from jobmon.core.requester import JobmonRequestError, Requester
+from jobmon.core.states import TaskInstanceStatus as TI
 from jobmon.worker.runner import CommandRunner, Outcome, classify
 
 log = logging.getLogger("jobmon.worker")
@@ -138,7 +139,7 @@ def _report(requester: Requester, ti: int, outcome: Outcome, memory_limit_mb: in
         return
     usage = {"exit_code": outcome.exit_code, "wallclock": round(outcome.wallclock, 3),
              "cpu": round(outcome.cpu, 3), "maxrss": outcome.maxrss}
-    if report.status == "D":
+    if report.status == TI.DONE:
         answer = requester.post(routes.task_instance_report(ti, "done"), usage)
     else:
         answer = requester.post(routes.task_instance_report(ti, "error"),
@@ -166,7 +167,8 @@ def run_instance(args: argparse.Namespace, config: JobmonConfig) -> int:
     if refusal:
         print(f"jobmon-worker: error: {refusal}; not running task instance {ti}", file=sys.stderr)
         with contextlib.suppress(JobmonRequestError):
-            requester.post(routes.task_instance_report(ti, "error"), {"status": "U", "description": refusal})
+            requester.post(routes.task_instance_report(ti, "error"),
+                           {"status": TI.UNKNOWN_ERROR, "description": refusal})
         return EXIT_VERSION_MISMATCH
     command = command_of(ti, running)
 

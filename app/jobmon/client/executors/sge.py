@@ -60,14 +60,14 @@ from jobmon.client.executors.sge_output import (
 from jobmon.core import routes
 from jobmon.core.config import ConfigError, parse_bool, read_toml
 from jobmon.core.requester import JobmonRequestError, Requester
+from jobmon.core.states import TASK_INSTANCE_FINAL_STATES
+from jobmon.core.states import TaskInstanceStatus as TI
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SETTINGS_PATH = Path("/etc/jobmon/sge.toml")
 ENV_PREFIX = "JOBMON_SGE_"
 SUBMIT_MODES = ("array", "parallel", "serial")
-# Task-instance statuses after which the worker (or someone) has reported the outcome.
-FINAL_STATUSES = frozenset({"D", "E", "U", "Z", "K", "W"})
 # Environment the jobs get from the submitting client (never JOBMON_SERVER_*: database credentials).
 FORWARDED_ENV_PREFIXES = ("JOBMON_CLIENT_", "JOBMON_WORKER_")
 STDERR_TAIL_BYTES = 2000
@@ -517,13 +517,14 @@ class SGEExecutor(Executor):
             for job in jobs:
                 self._forget(job.executor_id)
                 self._lost.append(LostInstance(
-                    job.spec.task_instance_id, "U",
+                    job.spec.task_instance_id, TI.UNKNOWN_ERROR,
                     f"Grid Engine job {job.executor_id} was in an error state (Eqw) and has been deleted: "
                     f"{reasons[job.job_id]}"))
 
     def _resolve_vanished(self, job: _Job, now: float) -> None:
         status = self._server_status(job.spec.task_instance_id)
-        if status in FINAL_STATUSES:
+        # The worker (or someone) already reported the outcome.
+        if status in TASK_INSTANCE_FINAL_STATES:
             self._forget(job.executor_id)
             return
         record = self.qacct(job.executor_id)
@@ -533,7 +534,7 @@ class SGEExecutor(Executor):
             description = (f"Grid Engine job {job.executor_id} left qstat without an accounting record "
                            f"(none after {self.settings.accounting_grace:g} s) and its worker never "
                            "reported an outcome")
-            verdict_status = "U"
+            verdict_status = TI.UNKNOWN_ERROR
         else:
             verdict = classify_accounting(record, memory_limit=job.memory_limit,
                                           runtime_limit=job.runtime_limit)
