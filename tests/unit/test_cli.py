@@ -178,7 +178,7 @@ def test_workflow_tasks_limit_and_all_pages(live, monkeypatch):
     lines = r.out.splitlines()
     assert len(lines) == 1 + 5 + 1
     assert lines[-1] == "(showing 5 of 12 tasks; -l 0 lists all)"
-    monkeypatch.setattr(cli, "TASK_PAGE", 5)  # several pages
+    monkeypatch.setattr("jobmon.cli.workflows.TASK_PAGE", 5)  # several pages
     r = run("workflow_tasks", "-w", str(wf.workflow_id), "-l", "0", "--json", url=live.url)
     body = json.loads(r.out)
     assert body["total"] == 12

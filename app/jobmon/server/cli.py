@@ -22,6 +22,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 import jobmon
+from jobmon.core.cli_support import CONFIG_HELP, fail, int_argument
 from jobmon.core.config import ConfigError, JobmonConfig
 
 PROG = "jobmon-server"
@@ -46,35 +47,22 @@ def _services(text: str) -> tuple[str, ...]:
     return names
 
 
-def _port(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 1 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"port must be 1-65535, got {port}")
-    return port
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, description="Jobmon server: database migrations and a development server."
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {jobmon.__version__}")
-    parser.add_argument(
-        "--config", metavar="PATH",
-        help="config file (default: $JOBMON_CONFIG, else /etc/jobmon/jobmon.toml if it exists)",
-    )
+    parser.add_argument("--config", metavar="PATH", help=CONFIG_HELP)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     db = commands.add_parser("db", help="schema migrations (Alembic) with the migrate URL")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="DB_COMMAND")
     up = db_commands.add_parser("upgrade", help="migrate up to REV (default head)")
     up.add_argument("revision", nargs="?", default="head", metavar="REV")
-    up.set_defaults(handler=_db_upgrade)
+    up.set_defaults(handler=_db_migrate)
     down = db_commands.add_parser("downgrade", help='migrate down to REV ("base" drops every jobmon table)')
     down.add_argument("revision", metavar="REV")
-    down.set_defaults(handler=_db_downgrade)
+    down.set_defaults(handler=_db_migrate)
     cur = db_commands.add_parser("current", help="print the database's revision and whether it is head")
     cur.add_argument("--check", action="store_true",
                      help=f"exit {EXIT_NOT_HEAD} when the database is not at head")
@@ -84,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         "serve", help="development server (werkzeug) on a loopback address; production runs uWSGI"
     )
     serve.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
-    serve.add_argument("--port", type=_port, default=8070, help="TCP port (default 8070)")
+    serve.add_argument("--port", type=int_argument(1, 65535), default=8070, help="TCP port (default 8070)")
     serve.add_argument("--services", type=_services, default=None, metavar="LIST",
                        help="comma list of state,query,viz (default all three)")
     serve.set_defaults(handler=_serve)
@@ -128,22 +116,13 @@ def _show_alembic_progress() -> None:
     log.setLevel(logging.INFO)
 
 
-def _db_upgrade(args: argparse.Namespace, config: JobmonConfig) -> int:
+def _db_migrate(args: argparse.Namespace, config: JobmonConfig) -> int:
     from jobmon.server import migrate
 
     url = config.server.migrate_url
     _show_alembic_progress()
-    migrate.upgrade(url, args.revision)
-    print(f"database {_safe_url(url)} at revision {_describe(url)}")
-    return 0
-
-
-def _db_downgrade(args: argparse.Namespace, config: JobmonConfig) -> int:
-    from jobmon.server import migrate
-
-    url = config.server.migrate_url
-    _show_alembic_progress()
-    migrate.downgrade(url, args.revision)
+    step = migrate.upgrade if args.db_command == "upgrade" else migrate.downgrade
+    step(url, args.revision)
     print(f"database {_safe_url(url)} at revision {_describe(url)}")
     return 0
 
@@ -236,8 +215,7 @@ def _url_in_use(args: argparse.Namespace, config: JobmonConfig) -> str:
 
 
 def _fail(message: str) -> int:
-    print(f"{PROG}: {message}", file=sys.stderr)
-    return EXIT_ERROR
+    return fail(PROG, message, EXIT_ERROR)
 
 
 if __name__ == "__main__":
