@@ -15,7 +15,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from typing import IO, BinaryIO
 
 from jobmon.core.states import TaskInstanceStatus as TI
@@ -146,32 +146,24 @@ class _TailTee(threading.Thread):
         return self.tail.decode("utf-8", "replace")
 
 
+# eq=False: a runner is one running command, compared by identity.
+@dataclass(eq=False)
 class CommandRunner:
     """``run()`` starts ``bash -c command`` in a new session and waits for it, sampling memory every
     ``sample_interval`` seconds. ``request_kill()`` (from the heartbeat thread) and ``forward_signal()``
     (from a signal handler) stop it early."""
 
-    def __init__(
-        self,
-        command: str,
-        *,
-        memory_limit_mb: int | None = None,
-        runtime_limit_s: float | None = None,
-        sample_interval: float = 0.2,
-        stderr_tail_bytes: int = 10_000,
-        stderr_sink: BinaryIO | None = None,
-        on_sample: Callable[[int], None] | None = None,
-    ) -> None:
-        self.command = command
-        self.memory_limit_mb = memory_limit_mb
-        self.runtime_limit_s = runtime_limit_s
-        self.sample_interval = sample_interval
-        self.stderr_tail_bytes = stderr_tail_bytes
-        self.stderr_sink = stderr_sink
-        self.on_sample = on_sample
-        self._kill = threading.Event()
-        self._signal: int | None = None
-        self.pid: int | None = None
+    command: str
+    _: KW_ONLY
+    memory_limit_mb: int | None = None
+    runtime_limit_s: float | None = None
+    sample_interval: float = 0.2
+    stderr_tail_bytes: int = 10_000
+    stderr_sink: BinaryIO | None = None
+    on_sample: Callable[[int], None] | None = None
+    pid: int | None = field(default=None, init=False)
+    _kill: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
+    _signal: int | None = field(default=None, init=False, repr=False)
 
     def request_kill(self) -> None:
         self._kill.set()

@@ -50,6 +50,11 @@ def parse_qsub_terse(stdout: str) -> tuple[str, str | None]:
 # ---- qstat -------------------------------------------------------------------------------------------
 
 
+def executor_id(job_id: str, task_id: int | None) -> str:
+    """Jobmon's executor id of a Grid Engine job, "<job>" or for an array task "<job>.<task>"."""
+    return job_id if task_id is None else f"{job_id}.{task_id}"
+
+
 @dataclass(frozen=True)
 class QstatJob:
     """One job, or one task of an array job (``task_id`` set), as ``qstat -xml`` lists it."""
@@ -63,7 +68,7 @@ class QstatJob:
 
     @property
     def executor_id(self) -> str:
-        return self.job_id if self.task_id is None else f"{self.job_id}.{self.task_id}"
+        return executor_id(self.job_id, self.task_id)
 
     @property
     def in_error(self) -> bool:
@@ -208,7 +213,7 @@ class AccountingRecord:
 
     @property
     def executor_id(self) -> str:
-        return self.job_id if self.task_id is None else f"{self.job_id}.{self.task_id}"
+        return executor_id(self.job_id, self.task_id)
 
     def requests(self) -> dict[str, str]:
         return parse_category(self.category)
