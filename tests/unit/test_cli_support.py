@@ -63,6 +63,15 @@ def test_every_process_logs_its_name_and_pid():
     assert "] WARNING jobmon.x: hello" in done.stderr
 
 
+def test_the_support_modules_need_only_the_standard_library():
+    # They run on cluster nodes, and in every entry point before anything else is imported.
+    code = ("import sys; import jobmon.core.cli_support, jobmon.core.daemon, jobmon.core.display; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & "
+            "{'requests', 'flask', 'sqlalchemy', 'slack_sdk', 'urllib3'}))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
 # ---- the daemons' loop ---------------------------------------------------------------------------
 
 
