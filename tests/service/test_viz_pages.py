@@ -101,11 +101,15 @@ def test_task_page_shows_instances_and_usage(client, seeder):
     assert "4 GiB" in html
     assert "1h30m00s" in html
     assert f'href="/viz/workflow/{wf.workflow_id}"' in html
+    # The attempt count restarts with a resume; the instances of every run are counted beside it.
+    assert re.search(r"1 of 3 in the current run;\s+2 instances in all runs", html)
 
 
 def test_task_page_without_instances(client, seeder):
     wf = seeder.workflow(task_statuses=["G"])
-    assert "No instance has run yet" in _html(client, f"/viz/task/{wf.task_ids[0]}")
+    html = _html(client, f"/viz/task/{wf.task_ids[0]}")
+    assert "No instance has run yet" in html
+    assert re.search(r"0 of 3 in the current run;\s+0 instances in all runs", html)
 
 
 @pytest.mark.parametrize(

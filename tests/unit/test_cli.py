@@ -178,7 +178,7 @@ def test_workflow_tasks_limit_and_all_pages(live, monkeypatch):
     lines = r.out.splitlines()
     assert len(lines) == 1 + 5 + 1
     assert lines[-1] == "(showing 5 of 12 tasks; -l 0 lists all)"
-    monkeypatch.setattr(cli, "TASK_PAGE", 5)  # several pages
+    monkeypatch.setattr("jobmon.cli.workflows.TASK_PAGE", 5)  # several pages
     r = run("workflow_tasks", "-w", str(wf.workflow_id), "-l", "0", "--json", url=live.url)
     body = json.loads(r.out)
     assert body["total"] == 12
@@ -203,8 +203,9 @@ def test_task_status_table(live):
     r = run("task_status", "-t", str(t1), str(t2), url=live.url)
     assert r.code == 0, r.err
     lines = r.out.splitlines()
-    assert lines[0].split() == ["TASK_ID", "WF_ID", "NAME", "STATUS", "ATTEMPTS", "TI_ID", "TI_STATUS",
-                                "EXECUTOR_ID", "NODE", "EXIT", "WALLCLOCK", "MAXRSS", "LAST_ERROR"]
+    assert lines[0].split() == ["TASK_ID", "WF_ID", "NAME", "STATUS", "ATTEMPTS", "INSTANCES", "TI_ID",
+                                "TI_STATUS", "EXECUTOR_ID", "NODE", "EXIT", "WALLCLOCK", "MAXRSS",
+                                "LAST_ERROR"]
     assert len(lines) == 4
     assert "RESOURCE_ERROR" in lines[1]
     assert "5001" in lines[1]
@@ -214,6 +215,23 @@ def test_task_status_table(live):
     assert "2 KiB" in lines[2]
     assert "DONE" in lines[2]
     assert lines[3].split()[:5] == [str(t2), str(wf.workflow_id), "merge", "REGISTERED", "0/3"]
+
+
+def test_task_status_shows_attempts_of_this_run_and_instances_of_all(live):
+    """A resume starts the attempt count again: 1/3 beside three instances must not look like a bug."""
+    wf = live.seeder.workflow(task_statuses=["D"], task_names=["resumed"])
+    [task] = wf.task_ids
+    for status in ("E", "E"):  # two instances of earlier runs
+        ti = live.seeder.instance(task, wf.workflow_run_id, status, exit_code=2)
+        live.seeder.error(ti, "exit code 2; stderr tail:\nTraceback (most recent call last):\n"
+                              "  File \"x.py\", line 1\nValueError: no input for 2024")
+    live.seeder.instance(task, wf.workflow_run_id, "D", exit_code=0)
+    r = run("task_status", "-t", str(task), url=live.url)
+    assert r.code == 0, r.err
+    rows = [line.split() for line in r.out.splitlines()[1:]]
+    assert [row[4:6] for row in rows] == [["1/3", "3"]] * 3
+    # The line after "stderr tail:" is kept: the message, not only its heading.
+    assert r.out.splitlines()[1].endswith("exit code 2; stderr tail: ValueError: no input for 2024")
 
 
 def test_task_status_json(live):

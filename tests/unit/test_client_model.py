@@ -11,9 +11,20 @@ from pathlib import Path
 
 import pytest
 
-from jobmon.client import ComputeResources, DagCycleError, Tool, Workflow, WorkflowError
-from jobmon.client.swarm import Swarm
+from jobmon.client import (
+    ComputeResources,
+    DagCycleError,
+    Tool,
+    Workflow,
+    WorkflowAlreadyDone,
+    WorkflowAlreadyRunning,
+    WorkflowError,
+)
+from jobmon.client.swarm import Swarm, WorkflowRunResult
+from jobmon.core import routes
 from jobmon.core.config import ClientConfig
+from jobmon.core.requester import JobmonRequestError
+from jobmon.core.states import TaskStatus, describe_counts
 
 
 class CannedRequester:
@@ -146,6 +157,19 @@ def test_swarm_tracks_which_tasks_are_ready():
     assert swarm.counts() == {"D": 2, "F": 1, "G": 1}
 
 
+def test_counts_and_results_name_statuses_whatever_set_them():
+    swarm = Swarm(workflow_id=1, workflow_run_id=2, statuses={1: "D", 2: "G", 3: "G"},
+                  upstreams={}, requester=None, executor=None,  # type: ignore[arg-type]
+                  config=ClientConfig(), max_concurrently_running=10)
+    swarm.set_status(2, TaskStatus.QUEUED)  # the client's own move
+    swarm.set_status(3, "Q")  # a row of the server's JSON
+    assert swarm.counts() == {"D": 1, "Q": 2}
+    assert all(type(letter) is str for letter in swarm.counts())
+    assert describe_counts(swarm.counts()) == "QUEUED=2, DONE=1"
+    result = WorkflowRunResult(1, 2, "E", {"D": 3, "F": 1}, 4.0, "1 task(s) failed")
+    assert str(result) == "workflow 1 run 2: ERROR after 4.0 s (ERROR_FATAL=1, DONE=3): 1 task(s) failed"
+
+
 def test_swarm_starts_from_resumed_statuses():
     swarm = Swarm(workflow_id=1, workflow_run_id=1, statuses={1: "D", 2: "G", 3: "R"},
                   upstreams={2: [1], 3: [1]}, requester=None, executor=None,  # type: ignore[arg-type]
@@ -155,9 +179,47 @@ def test_swarm_starts_from_resumed_statuses():
     assert not swarm.finished()
 
 
+class RefusingRequester(CannedRequester):
+    """Binds a workflow (id 5) and refuses its new run as the server does while another run is active."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__()
+        self.reason = reason
+
+    def post(self, path: str, body: dict | None = None) -> dict:
+        if path == routes.NODES:
+            return {"node_ids": [next(self.ids) for _ in (body or {})["nodes"]]}
+        if path == routes.DAG:
+            return {"dag_id": 3}
+        if path == routes.WORKFLOW:
+            return {"workflow_id": 5, "status": "G"}
+        if path == routes.new_workflow_run(5):
+            raise JobmonRequestError("POST", path, 409, self.reason, "conflict")
+        return super().post(path, body)
+
+
+@pytest.mark.parametrize(
+    ("reason", "resume", "error", "message"),
+    [
+        ("workflow 5 has an active run 7; pass resume", False, WorkflowAlreadyRunning,
+         "workflow 5 has an active run 7; pass resume (run(resume=True) takes it over)"),
+        ("workflow 5 is done; reset it to run it again", True, WorkflowAlreadyDone,
+         "workflow 5 is done; reset it to run it again"),
+        ("conflict", False, WorkflowAlreadyRunning, "workflow 5: conflict (run(resume=True) takes it over)"),
+    ],
+)
+def test_a_refused_run_names_its_workflow_once(reason, resume, error, message):
+    tool = Tool("refused", requester=RefusingRequester(reason), config=ClientConfig())  # type: ignore[arg-type]
+    workflow = Workflow(tool, "w", workflow_args={"a": 1}, config=ClientConfig())
+    workflow.add_task(tool.get_task_template("t", "echo {a}", node_args=["a"]).create_task(a=1))
+    with pytest.raises(error) as caught:
+        workflow.bind(resume=resume)
+    assert str(caught.value) == message
+
+
 def test_client_and_worker_import_no_server_dependencies():
     # A cluster node installs only the base package: requests and the standard library.
-    code = ("import sys, jobmon.client, jobmon.client.executors, jobmon.worker.cli; "
+    code = ("import sys, jobmon.client, jobmon.client.executors, jobmon.worker.cli, jobmon.cli; "
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
             "{'flask', 'sqlalchemy', 'pymysql', 'alembic', 'werkzeug', 'MySQLdb'} "
             "or m.startswith('jobmon.server')); print(bad)")

@@ -23,8 +23,10 @@ from jobmon.client.executors.base import Executor, TaskInstanceSpec
 from jobmon.core import routes
 from jobmon.core.config import ClientConfig
 from jobmon.core.requester import JobmonRequestError, Requester
+from jobmon.core.states import TaskInstanceStatus as TI
 from jobmon.core.states import TaskStatus as T
 from jobmon.core.states import WorkflowRunStatus as WFR
+from jobmon.core.states import describe_counts, status_name
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +65,8 @@ class WorkflowRunResult:
         return self.task_counts.get(T.ERROR_FATAL, 0)
 
     def __str__(self) -> str:
-        counts = ", ".join(f"{k}={v}" for k, v in sorted(self.task_counts.items()))
-        text = (f"workflow {self.workflow_id} run {self.workflow_run_id}: {self.status} "
-                f"after {self.elapsed:.1f} s ({counts})")
+        text = (f"workflow {self.workflow_id} run {self.workflow_run_id}: {status_name(WFR, self.status)} "
+                f"after {self.elapsed:.1f} s ({describe_counts(self.task_counts)})")
         return f"{text}: {self.reason}" if self.reason else text
 
 
@@ -141,17 +142,18 @@ class Swarm:
         self.fail_fast = fail_fast
         self.seconds_until_timeout = seconds_until_timeout
 
-        self.status: dict[int, str] = {}
+        # Statuses as TaskStatus members, whether they came from the server's JSON or were set here.
+        self.status: dict[int, T] = {}
         self.downstream: dict[int, list[int]] = {tid: [] for tid in statuses}
         self.waiting: dict[int, int] = {}
-        self.sets: dict[str, set[int]] = {s: set() for s in T}
+        self.sets: dict[T, set[int]] = {s: set() for s in T}
         self.ready: set[int] = set()
         for tid, ups in upstreams.items():
             for up in ups:
                 self.downstream[up].append(tid)
         for tid, status in statuses.items():
-            self.status[tid] = status
-            self.sets.setdefault(status, set()).add(tid)
+            self.status[tid] = T(status)
+            self.sets[T(status)].add(tid)
         for tid in statuses:
             ups = list(upstreams.get(tid, ()))
             self.waiting[tid] = sum(1 for up in ups if self.status[up] != T.DONE)
@@ -170,13 +172,14 @@ class Swarm:
         else:
             self.ready.discard(tid)
 
-    def set_status(self, tid: int, new: str) -> bool:
+    def set_status(self, tid: int, status: str) -> bool:
         old = self.status.get(tid)
+        new = T(status)
         if old is None or old == new:
             return False
         self.status[tid] = new
         self.sets[old].discard(tid)
-        self.sets.setdefault(new, set()).add(tid)
+        self.sets[new].add(tid)
         if (new == T.DONE) != (old == T.DONE):
             step = -1 if new == T.DONE else 1
             for down in self.downstream[tid]:
@@ -186,7 +189,8 @@ class Swarm:
         return True
 
     def counts(self) -> dict[str, int]:
-        return dict(Counter(self.status.values()))
+        """Tasks by status letter."""
+        return {status.value: n for status, n in Counter(self.status.values()).items()}
 
     @property
     def active(self) -> int:
@@ -293,12 +297,12 @@ class Swarm:
             ti = int(row["task_instance_id"])
             if ti in watched or self.executor.submit_blocks:
                 continue
-            self._post_error(ti, "U", "no report from the worker by its deadline, and the "
+            self._post_error(ti, TI.UNKNOWN_ERROR, "no report from the worker by its deadline, and the "
                              f"{self.executor.name} executor no longer runs it")
             count += 1
         return count
 
-    def _post_error(self, ti: int, status: str, description: str) -> None:
+    def _post_error(self, ti: int, status: TI, description: str) -> None:
         try:
             self.requester.post(routes.task_instance_report(ti, "error"),
                                 {"status": status, "description": description})
@@ -320,7 +324,7 @@ class Swarm:
         to kill itself), then terminate them."""
         for ti in sorted(self.executor.task_instance_ids()):
             try:
-                self._post_error(ti, "K", reason)
+                self._post_error(ti, TI.KILL_SELF, reason)
             except JobmonRequestError as exc:
                 log.error("cannot mark task instance %d killed: %s", ti, exc)
         self.executor.terminate(self.executor.active_executor_ids())
@@ -388,7 +392,8 @@ class Swarm:
                     heartbeat.lost_status = status
                     continue
                 if now - last_progress >= PROGRESS_EVERY:
-                    log.info("workflow %d run %d: %s", self.workflow_id, self.run_id, self.counts())
+                    log.info("workflow %d run %d: %s", self.workflow_id, self.run_id,
+                             describe_counts(self.counts()))
                     last_progress = now
                 if self.finished():
                     final = self._finish_status()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import string
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from jobmon.client.task import Task
 from jobmon.core import routes
@@ -55,6 +55,20 @@ def _names(kind: str, values: Iterable[str]) -> list[str]:
     return out
 
 
+class TemplateDefinition(NamedTuple):
+    """A task template as ``Tool.get_task_template`` was asked for it. Hashable: it is also the key of the
+    tool's templates, so asking twice registers once."""
+
+    template_name: str
+    command_template: str
+    node_args: Sequence[str]
+    task_args: Sequence[str]
+    op_args: Sequence[str]
+    default_compute_resources: tuple[tuple[str, Any], ...]
+    default_max_attempts: int
+    default_resource_scales: tuple[tuple[str, Any], ...]
+
+
 class TaskTemplate:
     """Create with ``Tool.get_task_template``; make tasks with ``create_task``.
 
@@ -64,19 +78,8 @@ class TaskTemplate:
     - op args are operational (e.g. a Python path): they are in the command but in no identity hash.
     """
 
-    def __init__(
-        self,
-        tool: Tool,
-        template_name: str,
-        command_template: str,
-        *,
-        node_args: Sequence[str] = (),
-        task_args: Sequence[str] = (),
-        op_args: Sequence[str] = (),
-        default_compute_resources: Mapping[str, Any] | None = None,
-        default_max_attempts: int = 3,
-        default_resource_scales: Mapping[str, float] | None = None,
-    ) -> None:
+    def __init__(self, tool: Tool, definition: TemplateDefinition) -> None:
+        template_name, command_template = definition.template_name, definition.command_template
         if not template_name:
             raise ValueError("a task template needs a non-empty name")
         if not command_template.strip():
@@ -84,9 +87,9 @@ class TaskTemplate:
         self.tool = tool
         self.template_name = template_name
         self.command_template = command_template
-        self.node_args = _names("node_args", node_args)
-        self.task_args = _names("task_args", task_args)
-        self.op_args = _names("op_args", op_args)
+        self.node_args = _names("node_args", definition.node_args)
+        self.task_args = _names("task_args", definition.task_args)
+        self.op_args = _names("op_args", definition.op_args)
         all_args = self.node_args + self.task_args + self.op_args
         if len(set(all_args)) != len(all_args):
             raise ValueError(
@@ -99,9 +102,10 @@ class TaskTemplate:
                 f"task template {template_name!r}: the command template uses {unknown} which are not "
                 "node, task or op args"
             )
-        self.default_compute_resources = ComputeResources.from_mapping(default_compute_resources)
-        self.default_max_attempts = _positive_int(default_max_attempts, "default_max_attempts")
-        self.default_resource_scales = resource_scales(default_resource_scales)
+        self.default_compute_resources = ComputeResources.from_mapping(
+            dict(definition.default_compute_resources))
+        self.default_max_attempts = _positive_int(definition.default_max_attempts, "default_max_attempts")
+        self.default_resource_scales = resource_scales(dict(definition.default_resource_scales))
 
         requester = tool.requester
         answer = requester.post(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from jobmon.client.task_template import TaskTemplate
+from jobmon.client.task_template import TaskTemplate, TemplateDefinition
 from jobmon.core import routes
 from jobmon.core.config import ClientConfig, JobmonConfig
 from jobmon.core.requester import Requester
@@ -34,7 +34,7 @@ class Tool:
         answer = self.requester.post(routes.TOOL, {"name": name})
         self.tool_id = int(answer["tool_id"])
         self.tool_version_id = int(answer["tool_version_id"])
-        self._templates: dict[tuple[Any, ...], TaskTemplate] = {}
+        self._templates: dict[TemplateDefinition, TaskTemplate] = {}
 
     def __repr__(self) -> str:
         return f"Tool({self.name!r}, tool_version_id={self.tool_version_id})"
@@ -59,16 +59,17 @@ class Tool:
     ) -> TaskTemplate:
         """The task template ``template_name`` of this tool version with this command template and arg
         names (a new template version is registered when any of them changed)."""
-        key = (template_name, command_template, tuple(node_args), tuple(task_args), tuple(op_args),
-               tuple(sorted((default_compute_resources or {}).items())), default_max_attempts,
-               tuple(sorted((default_resource_scales or {}).items())))
-        template = self._templates.get(key)
+        definition = TemplateDefinition(
+            template_name, command_template, _frozen(node_args), _frozen(task_args), _frozen(op_args),
+            tuple(sorted((default_compute_resources or {}).items())), default_max_attempts,
+            tuple(sorted((default_resource_scales or {}).items())),
+        )
+        template = self._templates.get(definition)
         if template is None:
-            template = TaskTemplate(
-                self, template_name, command_template, node_args=node_args, task_args=task_args,
-                op_args=op_args, default_compute_resources=default_compute_resources,
-                default_max_attempts=default_max_attempts,
-                default_resource_scales=default_resource_scales,
-            )
-            self._templates[key] = template
+            template = self._templates[definition] = TaskTemplate(self, definition)
         return template
+
+
+def _frozen(names: Sequence[str]) -> Sequence[str]:
+    # Hashable; a string stays a string, for TaskTemplate to refuse (it is not a list of names).
+    return names if isinstance(names, str) else tuple(names)

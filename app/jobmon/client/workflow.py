@@ -27,6 +27,7 @@ from jobmon.client.tool import Tool
 from jobmon.core import hashing, routes
 from jobmon.core.config import ClientConfig
 from jobmon.core.requester import JobmonRequestError, Requester
+from jobmon.core.states import TaskStatus as T
 from jobmon.core.states import WorkflowRunStatus as WFR
 from jobmon.core.states import WorkflowStatus as WF
 
@@ -201,11 +202,10 @@ class Workflow:
             })
         except JobmonRequestError as exc:
             if exc.status_code == 409:
+                reason = _naming_workflow(self.workflow_id, exc.reason)
                 if resume or "done" in exc.reason.lower():
-                    raise WorkflowAlreadyDone(f"workflow {self.workflow_id}: {exc.reason}") from None
-                raise WorkflowAlreadyRunning(
-                    f"workflow {self.workflow_id}: {exc.reason} (run(resume=True) takes it over)"
-                ) from None
+                    raise WorkflowAlreadyDone(reason) from None
+                raise WorkflowAlreadyRunning(f"{reason} (run(resume=True) takes it over)") from None
             raise
         run_id = int(answer["workflow_run_id"])
         self.workflow_run_id = run_id
@@ -279,7 +279,7 @@ class Workflow:
         self._bound_run = None
         assert self.workflow_id is not None
         tasks = list(self.tasks.values())
-        statuses = {t.task_id: t.status or "G" for t in tasks if t.task_id is not None}
+        statuses = {t.task_id: t.status or T.REGISTERED for t in tasks if t.task_id is not None}
         upstreams = {t.task_id: [up.task_id for up in t.upstream_tasks if up.task_id is not None]
                      for t in tasks if t.task_id is not None}
         swarm = Swarm(
@@ -315,3 +315,9 @@ def _find_cycle(stuck: list[Task]) -> list[str]:
     first = min(range(len(cycle)), key=lambda i: stuck.index(cycle[i]))
     cycle = cycle[first:] + cycle[:first]
     return [t.name for t in [*cycle, cycle[0]]]
+
+
+def _naming_workflow(workflow_id: int, reason: str) -> str:
+    """The server's reason, naming the workflow once ("workflow 5 has an active run 7; ...")."""
+    subject = f"workflow {workflow_id}"
+    return reason if reason.startswith(f"{subject} ") else f"{subject}: {reason}"

@@ -8,6 +8,7 @@ The letters are Guppy's (see docs/architecture.md for the meaning of each). A tr
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
 
 
@@ -201,3 +202,21 @@ def task_status_after_error(
     if resource_error:
         return T.ADJUSTING_RESOURCES
     return T.ERROR_RECOVERABLE
+
+
+def status_name(kind: type[StrEnum], letter: str | None) -> str:
+    """A status letter's name for people, e.g. ``status_name(TaskStatus, "E") == "ERROR_RECOVERABLE"``;
+    "-" for None, and an unknown letter as it came (an older or newer server may know more)."""
+    if letter is None:
+        return "-"
+    try:
+        return kind(letter).name
+    except ValueError:
+        return letter
+
+
+def describe_counts(counts: Mapping[str, int], kind: type[StrEnum] = TaskStatus) -> str:
+    """Counts by status letter for a log line, by name in the enum's order: "QUEUED=155, DONE=87"."""
+    order = {member.value: index for index, member in enumerate(kind)}
+    letters = sorted(counts, key=lambda letter: (order.get(letter, len(order)), letter))
+    return ", ".join(f"{status_name(kind, letter)}={counts[letter]}" for letter in letters)

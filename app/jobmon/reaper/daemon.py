@@ -12,7 +12,7 @@ from typing import Any
 
 from jobmon.core import routes
 from jobmon.core.config import ReaperConfig
-from jobmon.core.health_file import touch
+from jobmon.core.daemon import run_passes
 from jobmon.core.requester import JobmonRequestError, Requester
 from jobmon.reaper.slack import SlackNotifier, run_message
 
@@ -28,6 +28,10 @@ class PassResult:
     run_moves: list[dict[str, Any]] = field(default_factory=list)
     instance_moves: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+
+    def __str__(self) -> str:
+        return (f"reaper pass: {len(self.run_moves)} run(s) and {len(self.instance_moves)} instance(s) "
+                f"moved in {self.seconds:.3f} s")
 
 
 # Run moves: the route's name and the ReaperConfig threshold it is given (None: it takes none).
@@ -100,17 +104,7 @@ class Reaper:
         """Loop until ``stop`` is set. A failed pass (service or database down) is logged and the next pass
         tries again; nothing but ``stop`` ends the loop."""
         self.announce()
-        while not stop.is_set():
-            try:
-                result = self.reap_once()
-            except JobmonRequestError as exc:
-                log.error("reaper pass failed, retrying in %g s: %s", self.config.poll_interval, exc)
-            except Exception:  # a bug must not kill the daemon silently: log it whole, keep looping
-                log.exception("reaper pass failed, retrying in %g s", self.config.poll_interval)
-            else:
-                log.info("reaper pass: %d run(s) and %d instance(s) moved in %.3f s",
-                         len(result.run_moves), len(result.instance_moves), result.seconds)
-                touch(self.config.health_file)
-            stop.wait(self.config.poll_interval)
-        log.info("reaper stopped")
-
+        run_passes(lambda: str(self.reap_once()), name="jobmon-reaper",
+                   interval=self.config.poll_interval, stop=stop, log=log,
+                   health_file=self.config.health_file,
+                   known_failures={JobmonRequestError: "service unavailable?"})

@@ -13,13 +13,13 @@ from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
 from jobmon.core.config import ReaperConfig
+from jobmon.core.states import WorkflowRunStatus, WorkflowStatus
 
 log = logging.getLogger(__name__)
 
-RUN_STATES = {"G": "registered", "B": "bound", "R": "running", "D": "done", "A": "aborted",
-              "S": "stopped", "E": "error", "C": "cold-resume", "H": "hot-resume", "T": "terminated"}
-WORKFLOW_STATES = {"G": "registered", "B": "bound", "A": "aborted", "C": "created", "R": "running",
-                   "S": "suspended", "F": "failed", "D": "done"}
+# Letter -> the word a Slack reader sees, e.g. "C" -> "cold-resume".
+RUN_STATES = {s.value: s.name.lower().replace("_", "-") for s in WorkflowRunStatus}
+WORKFLOW_STATES = {s.value: s.name.lower().replace("_", "-") for s in WorkflowStatus}
 
 
 def run_message(move: dict[str, Any]) -> str:

@@ -6,7 +6,6 @@ Production runs one uWSGI app per service, each built with only its own blueprin
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 
 from flask import Flask, jsonify
@@ -14,6 +13,7 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import text
 
 import jobmon
+from jobmon.core.cli_support import setup_logging
 from jobmon.core.config import JobmonConfig
 from jobmon.core.routes import PREFIXES
 from jobmon.server.context import ServiceContext
@@ -31,8 +31,7 @@ def create_app(config: JobmonConfig | None = None, services: Iterable[str] = SER
     if unknown or not wanted:
         raise ValueError(f"services must be a non-empty subset of {SERVICES}, got {wanted}")
 
-    logging.basicConfig(level=config.server.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging("jobmon-server", config.server.log_level)
     app = Flask("jobmon.server")
     app.config["MAX_CONTENT_LENGTH"] = config.server.max_request_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]

@@ -1,13 +1,16 @@
-"""``jobmon-server``: schema migrations and a development server.
+"""``jobmon-server``: schema migrations, queue limits and a development server.
 
     jobmon-server [--config PATH] db upgrade [REV]      migrate to REV (default: head)
     jobmon-server [--config PATH] db downgrade REV      migrate down to REV ("base" removes the schema)
     jobmon-server [--config PATH] db current [--check]  the database's revision and whether it is head
+    jobmon-server [--config PATH] queue list            the cluster queues and their limits
+    jobmon-server [--config PATH] queue set NAME [--max-cores N] [--max-memory-mb MB] [--max-runtime-s S]
     jobmon-server [--config PATH] serve [--host H] [--port P] [--services state,query,viz]
 
 Database URLs carry passwords, so they come only from the config file and ``JOBMON_SERVER_*`` variables,
 never from the command line (where ``ps`` and shell history would show them). Migrations use the
-migrate URL (``server.db_url_migrate``, else ``server.db_url``).
+migrate URL (``server.db_url_migrate``, else ``server.db_url``); ``queue list`` reads with the read-only
+URL (``server.db_url_read_only``, else ``server.db_url``) and ``queue set`` writes with ``server.db_url``.
 
 Exit status: 0 success; 1 an error (one line on stderr, no traceback); 2 bad usage; 3 ``db current
 --check`` found the database behind head.
@@ -22,12 +25,16 @@ import sys
 from collections.abc import Callable, Sequence
 
 import jobmon
+from jobmon.core.cli_support import CONFIG_HELP, fail, int_argument, print_table
 from jobmon.core.config import ConfigError, JobmonConfig
+from jobmon.core.display import human_bytes, human_seconds
 
 PROG = "jobmon-server"
 EXIT_ERROR = 1
 EXIT_NOT_HEAD = 3
 LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
+# The queue table's limits are INT columns.
+MAX_LIMIT = 2**31 - 1
 
 
 class CliError(Exception):
@@ -46,45 +53,47 @@ def _services(text: str) -> tuple[str, ...]:
     return names
 
 
-def _port(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 1 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"port must be 1-65535, got {port}")
-    return port
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=PROG, description="Jobmon server: database migrations and a development server."
+        prog=PROG, description="Jobmon server: database migrations, queue limits and a development server."
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {jobmon.__version__}")
-    parser.add_argument(
-        "--config", metavar="PATH",
-        help="config file (default: $JOBMON_CONFIG, else /etc/jobmon/jobmon.toml if it exists)",
-    )
+    parser.add_argument("--config", metavar="PATH", help=CONFIG_HELP)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     db = commands.add_parser("db", help="schema migrations (Alembic) with the migrate URL")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="DB_COMMAND")
     up = db_commands.add_parser("upgrade", help="migrate up to REV (default head)")
     up.add_argument("revision", nargs="?", default="head", metavar="REV")
-    up.set_defaults(handler=_db_upgrade)
+    up.set_defaults(handler=_db_migrate)
     down = db_commands.add_parser("downgrade", help='migrate down to REV ("base" drops every jobmon table)')
     down.add_argument("revision", metavar="REV")
-    down.set_defaults(handler=_db_downgrade)
+    down.set_defaults(handler=_db_migrate)
     cur = db_commands.add_parser("current", help="print the database's revision and whether it is head")
     cur.add_argument("--check", action="store_true",
                      help=f"exit {EXIT_NOT_HEAD} when the database is not at head")
     cur.set_defaults(handler=_db_current)
 
+    queue = commands.add_parser(
+        "queue", help="the cluster queues whose limits cap what tasks ask for (table queue)"
+    )
+    queue_commands = queue.add_subparsers(dest="queue_command", required=True, metavar="QUEUE_COMMAND")
+    queue_commands.add_parser("list", help="every queue and its limits").set_defaults(handler=_queue_list)
+    set_ = queue_commands.add_parser(
+        "set", help="add a queue (all three limits needed) or change some limits of one"
+    )
+    set_.add_argument("name", metavar="NAME", help="the queue's name as Grid Engine knows it, e.g. all.q")
+    limit = int_argument(1, MAX_LIMIT)
+    set_.add_argument("--max-cores", type=limit, metavar="N", help="most cores a task may ask for")
+    set_.add_argument("--max-memory-mb", type=limit, metavar="MB", help="most memory, in MiB")
+    set_.add_argument("--max-runtime-s", type=limit, metavar="S", help="longest runtime, in seconds")
+    set_.set_defaults(handler=_queue_set)
+
     serve = commands.add_parser(
         "serve", help="development server (werkzeug) on a loopback address; production runs uWSGI"
     )
     serve.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
-    serve.add_argument("--port", type=_port, default=8070, help="TCP port (default 8070)")
+    serve.add_argument("--port", type=int_argument(1, 65535), default=8070, help="TCP port (default 8070)")
     serve.add_argument("--services", type=_services, default=None, metavar="LIST",
                        help="comma list of state,query,viz (default all three)")
     serve.set_defaults(handler=_serve)
@@ -128,22 +137,13 @@ def _show_alembic_progress() -> None:
     log.setLevel(logging.INFO)
 
 
-def _db_upgrade(args: argparse.Namespace, config: JobmonConfig) -> int:
+def _db_migrate(args: argparse.Namespace, config: JobmonConfig) -> int:
     from jobmon.server import migrate
 
     url = config.server.migrate_url
     _show_alembic_progress()
-    migrate.upgrade(url, args.revision)
-    print(f"database {_safe_url(url)} at revision {_describe(url)}")
-    return 0
-
-
-def _db_downgrade(args: argparse.Namespace, config: JobmonConfig) -> int:
-    from jobmon.server import migrate
-
-    url = config.server.migrate_url
-    _show_alembic_progress()
-    migrate.downgrade(url, args.revision)
+    step = migrate.upgrade if args.db_command == "upgrade" else migrate.downgrade
+    step(url, args.revision)
     print(f"database {_safe_url(url)} at revision {_describe(url)}")
     return 0
 
@@ -155,6 +155,70 @@ def _db_current(args: argparse.Namespace, config: JobmonConfig) -> int:
     print(_describe(url))
     if args.check and migrate.current(url) != migrate.head():
         return EXIT_NOT_HEAD
+    return 0
+
+
+# -- queue ----------------------------------------------------------------------------------------------
+
+QUEUE_COLUMNS = ("max_cores", "max_memory_mb", "max_runtime_s")
+
+
+def _queue_list(args: argparse.Namespace, config: JobmonConfig) -> int:
+    from sqlalchemy import select
+
+    from jobmon.server.db import make_engine
+    from jobmon.server.models import Queue
+
+    engine = make_engine(config.server.read_only_url, pool_size=1)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(Queue.name, Queue.max_cores, Queue.max_memory_mb, Queue.max_runtime_s)
+                .order_by(Queue.name)
+            ).all()
+    finally:
+        engine.dispose()
+    if not rows:
+        print("no queues: add one with 'jobmon-server queue set NAME --max-cores N --max-memory-mb MB "
+              "--max-runtime-s S'")
+        return 0
+    print_table(["NAME", *(column.upper() for column in QUEUE_COLUMNS)], rows, {1, 2, 3}, sys.stdout)
+    return 0
+
+
+def _queue_set(args: argparse.Namespace, config: JobmonConfig) -> int:
+    from sqlalchemy import select
+
+    from jobmon.server.db import make_engine, make_sessionmaker, transaction
+    from jobmon.server.models import Queue
+
+    name = args.name.strip()
+    if not name or len(name) > 255:
+        raise CliError(f"a queue name has 1 to 255 characters, got {args.name!r}")
+    given = {column: getattr(args, column) for column in QUEUE_COLUMNS if getattr(args, column) is not None}
+    if not given:
+        raise CliError("queue set: give at least one of --max-cores, --max-memory-mb, --max-runtime-s")
+    engine = make_engine(config.server.db_url, pool_size=1)
+    try:
+        with transaction(make_sessionmaker(engine)) as session:
+            queue = session.execute(select(Queue).where(Queue.name == name).with_for_update()).scalar()
+            if queue is None:
+                missing = [f"--{column.replace('_', '-')}" for column in QUEUE_COLUMNS if column not in given]
+                if missing:
+                    raise CliError(f"queue {name} does not exist; a new queue needs {', '.join(missing)} too")
+                queue = Queue(name=name, **given)
+                session.add(queue)
+                verb = "added"
+            else:
+                for column, value in given.items():
+                    setattr(queue, column, value)
+                verb = "changed"
+            cores, memory_mb, runtime_s = queue.max_cores, queue.max_memory_mb, queue.max_runtime_s
+    finally:
+        engine.dispose()
+    memory = human_bytes(memory_mb * 1024**2)
+    print(f"queue {name} {verb}: at most {cores} cores, {memory_mb} MiB ({memory}), "
+          f"{runtime_s} s ({human_seconds(runtime_s)})")
     return 0
 
 
@@ -230,14 +294,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _url_in_use(args: argparse.Namespace, config: JobmonConfig) -> str:
     if args.command == "db":
         return config.server.migrate_url
+    if args.command == "queue":
+        return config.server.read_only_url if args.queue_command == "list" else config.server.db_url
     if args.services and "state" not in args.services:
         return config.server.read_only_url
     return config.server.db_url
 
 
 def _fail(message: str) -> int:
-    print(f"{PROG}: {message}", file=sys.stderr)
-    return EXIT_ERROR
+    return fail(PROG, message, EXIT_ERROR)
 
 
 if __name__ == "__main__":

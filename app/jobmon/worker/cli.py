@@ -25,11 +25,15 @@ from typing import Any
 
 import jobmon
 from jobmon.core import routes
+from jobmon.core.cli_support import fail, positive_int, positive_seconds, setup_logging
 from jobmon.core.config import ConfigError, JobmonConfig
 from jobmon.core.requester import JobmonRequestError, Requester
+from jobmon.core.states import TaskInstanceStatus as TI
 from jobmon.worker.runner import CommandRunner, Outcome, classify
 
 log = logging.getLogger("jobmon.worker")
+
+PROG = "jobmon-worker"
 
 EXIT_USAGE = 2
 # The worker itself failed (no service, unknown instance, unreportable outcome of a successful command).
@@ -38,38 +42,18 @@ EXIT_WORKER_FAILED = 1
 EXIT_VERSION_MISMATCH = 3
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="jobmon-worker",
+        prog=PROG,
         description="Run one Jobmon task instance's command and report its outcome to the service.",
     )
-    parser.add_argument("--task-instance-id", type=_positive_int, required=True)
+    parser.add_argument("--task-instance-id", type=positive_int, required=True)
     parser.add_argument("--service-url", help="Jobmon service base URL (default: client config)")
-    parser.add_argument("--memory-limit-mb", type=_positive_int,
+    parser.add_argument("--memory-limit-mb", type=positive_int,
                         help="SIGKILL the command when its processes' RSS exceeds this (MiB)")
-    parser.add_argument("--runtime-limit-s", type=_positive_float,
+    parser.add_argument("--runtime-limit-s", type=positive_seconds,
                         help="SIGKILL the command after this many seconds")
-    parser.add_argument("--heartbeat-interval", type=_positive_float,
+    parser.add_argument("--heartbeat-interval", type=positive_seconds,
                         help="seconds between heartbeats (default: worker config)")
     return parser
 
@@ -138,7 +122,7 @@ def _report(requester: Requester, ti: int, outcome: Outcome, memory_limit_mb: in
         return
     usage = {"exit_code": outcome.exit_code, "wallclock": round(outcome.wallclock, 3),
              "cpu": round(outcome.cpu, 3), "maxrss": outcome.maxrss}
-    if report.status == "D":
+    if report.status == TI.DONE:
         answer = requester.post(routes.task_instance_report(ti, "done"), usage)
     else:
         answer = requester.post(routes.task_instance_report(ti, "error"),
@@ -164,10 +148,10 @@ def run_instance(args: argparse.Namespace, config: JobmonConfig) -> int:
         return 0
     refusal = version_mismatch(requester)
     if refusal:
-        print(f"jobmon-worker: error: {refusal}; not running task instance {ti}", file=sys.stderr)
         with contextlib.suppress(JobmonRequestError):
-            requester.post(routes.task_instance_report(ti, "error"), {"status": "U", "description": refusal})
-        return EXIT_VERSION_MISMATCH
+            requester.post(routes.task_instance_report(ti, "error"),
+                           {"status": TI.UNKNOWN_ERROR, "description": refusal})
+        return fail(PROG, f"error: {refusal}; not running task instance {ti}", EXIT_VERSION_MISMATCH)
     command = command_of(ti, running)
 
     runner = CommandRunner(
@@ -192,9 +176,8 @@ def run_instance(args: argparse.Namespace, config: JobmonConfig) -> int:
     try:
         _report(requester, ti, outcome, args.memory_limit_mb, args.runtime_limit_s)
     except JobmonRequestError as exc:
-        print(f"jobmon-worker: error: cannot report the outcome of task instance {ti}: {exc}",
-              file=sys.stderr)
-        return outcome.exit_code or EXIT_WORKER_FAILED
+        return fail(PROG, f"error: cannot report the outcome of task instance {ti}: {exc}",
+                    outcome.exit_code or EXIT_WORKER_FAILED)
     finally:
         requester.close()
     return outcome.exit_code
@@ -205,21 +188,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = JobmonConfig.load()
     except ConfigError as exc:
-        print(f"jobmon-worker: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s jobmon-worker[%(process)d] %(levelname)s: %(message)s")
+        return fail(PROG, f"error: {exc}", EXIT_USAGE)
+    setup_logging(PROG)
     try:
         return run_instance(args, config)
     except JobmonRequestError as exc:
-        print(f"jobmon-worker: error: {exc}", file=sys.stderr)
-        return EXIT_WORKER_FAILED
+        return fail(PROG, f"error: {exc}", EXIT_WORKER_FAILED)
     except ValueError as exc:
-        print(f"jobmon-worker: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return fail(PROG, f"error: {exc}", EXIT_USAGE)
     except KeyboardInterrupt:
-        print("jobmon-worker: interrupted", file=sys.stderr)
-        return 128 + signal.SIGINT
+        return fail(PROG, "interrupted", 128 + signal.SIGINT)
 
 
 if __name__ == "__main__":

@@ -15,9 +15,10 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from typing import IO, BinaryIO
 
+from jobmon.core.states import TaskInstanceStatus as TI
 from jobmon.worker.usage import children_usage, session_rss
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ class Report:
     """What the worker tells the server: ``status`` D (done), E (error), Z (resource error), or None
     when there is nothing to report (the server already told the instance to kill itself)."""
 
-    status: str | None
+    status: TI | None
     description: str
 
 
@@ -76,40 +77,40 @@ def classify(outcome: Outcome, memory_limit_mb: int | None = None,
              runtime_limit_s: float | None = None) -> Report:
     """Turn an outcome into the report the server needs; resource errors (Z) let it retry with more."""
     if outcome.start_error is not None:
-        return Report("E", f"cannot start the command: {outcome.start_error}")
+        return Report(TI.ERROR, f"cannot start the command: {outcome.start_error}")
     if outcome.killed_on_request:
         return Report(None, "killed: the server told this instance to kill itself")
     if outcome.memory_exceeded:
-        return Report("Z", (
+        return Report(TI.RESOURCE_ERROR, (
             f"memory limit exceeded: peak RSS {outcome.maxrss / MIB:.0f} MiB > limit "
             f"{memory_limit_mb} MiB; the command was killed with SIGKILL"))
     if outcome.runtime_exceeded:
-        return Report("Z", (
+        return Report(TI.RESOURCE_ERROR, (
             f"runtime limit exceeded: ran {outcome.wallclock:.0f} s > limit {runtime_limit_s:g} s; "
             "the command was killed with SIGKILL"))
     if outcome.signal_received is not None:
-        return Report("E", _with_tail(
+        return Report(TI.ERROR, _with_tail(
             f"the worker received {_signal_name(outcome.signal_received)} and killed the command",
             outcome.stderr_tail))
     rc = outcome.returncode
     if rc == 0:
-        return Report("D", "")
+        return Report(TI.DONE, "")
     if rc in (-signal.SIGKILL, 128 + signal.SIGKILL):
-        return Report("Z", _with_tail(
+        return Report(TI.RESOURCE_ERROR, _with_tail(
             f"killed by SIGKILL (exit {outcome.exit_code}): most likely out of memory (the kernel's OOM "
             f"killer or the scheduler's memory limit); peak RSS {outcome.maxrss / MIB:.0f} MiB",
             outcome.stderr_tail))
     if rc < 0:
-        return Report("E", _with_tail(f"killed by {_signal_name(-rc)} (exit {outcome.exit_code})",
-                                      outcome.stderr_tail))
+        return Report(TI.ERROR, _with_tail(f"killed by {_signal_name(-rc)} (exit {outcome.exit_code})",
+                                           outcome.stderr_tail))
     # Grid Engine enforces h_vmem as each process's address-space limit too: a process that reaches it
     # is not killed but fails to allocate, and says so on stderr. That is a resource error as well.
     last_lines = outcome.stderr_tail.strip().splitlines()[-5:]
     if any(marker in line for line in last_lines for marker in _ALLOCATION_FAILURES):
-        return Report("Z", _with_tail(
+        return Report(TI.RESOURCE_ERROR, _with_tail(
             f"exit code {rc} after a failed memory allocation (the memory limit, e.g. h_vmem, was "
             f"reached); peak RSS {outcome.maxrss / MIB:.0f} MiB", outcome.stderr_tail))
-    return Report("E", _with_tail(f"exit code {rc}", outcome.stderr_tail))
+    return Report(TI.ERROR, _with_tail(f"exit code {rc}", outcome.stderr_tail))
 
 
 class _TailTee(threading.Thread):
@@ -145,32 +146,24 @@ class _TailTee(threading.Thread):
         return self.tail.decode("utf-8", "replace")
 
 
+# eq=False: a runner is one running command, compared by identity.
+@dataclass(eq=False)
 class CommandRunner:
     """``run()`` starts ``bash -c command`` in a new session and waits for it, sampling memory every
     ``sample_interval`` seconds. ``request_kill()`` (from the heartbeat thread) and ``forward_signal()``
     (from a signal handler) stop it early."""
 
-    def __init__(
-        self,
-        command: str,
-        *,
-        memory_limit_mb: int | None = None,
-        runtime_limit_s: float | None = None,
-        sample_interval: float = 0.2,
-        stderr_tail_bytes: int = 10_000,
-        stderr_sink: BinaryIO | None = None,
-        on_sample: Callable[[int], None] | None = None,
-    ) -> None:
-        self.command = command
-        self.memory_limit_mb = memory_limit_mb
-        self.runtime_limit_s = runtime_limit_s
-        self.sample_interval = sample_interval
-        self.stderr_tail_bytes = stderr_tail_bytes
-        self.stderr_sink = stderr_sink
-        self.on_sample = on_sample
-        self._kill = threading.Event()
-        self._signal: int | None = None
-        self.pid: int | None = None
+    command: str
+    _: KW_ONLY
+    memory_limit_mb: int | None = None
+    runtime_limit_s: float | None = None
+    sample_interval: float = 0.2
+    stderr_tail_bytes: int = 10_000
+    stderr_sink: BinaryIO | None = None
+    on_sample: Callable[[int], None] | None = None
+    pid: int | None = field(default=None, init=False)
+    _kill: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
+    _signal: int | None = field(default=None, init=False, repr=False)
 
     def request_kill(self) -> None:
         self._kill.set()

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from jobmon.core.states import TaskInstanceStatus
+
 
 @dataclass(frozen=True)
 class TaskInstanceSpec:
@@ -59,7 +61,7 @@ class LostInstance:
     an error with this status (U unknown, Z resource). If the worker did report, the server ignores it."""
 
     task_instance_id: int
-    status: str
+    status: TaskInstanceStatus
     description: str
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from jobmon.client.executors.base import Executor, LostInstance, TaskInstanceSpec
+from jobmon.core.states import TaskInstanceStatus as TI
 
 log = logging.getLogger(__name__)
 
@@ -117,9 +118,8 @@ class MultiprocessExecutor(Executor):
         # error, or could not report; posting U is harmless in the first case (the server ignores a late
         # U after E/Z/D/K) and is the only record in the second.
         if rc != 0 and not running.terminated:
-            self._lost.append(
-                LostInstance(running.spec.task_instance_id, "U", describe_exit(running.proc.pid, rc))
-            )
+            self._lost.append(LostInstance(running.spec.task_instance_id, TI.UNKNOWN_ERROR,
+                                           describe_exit(running.proc.pid, rc)))
 
     def reconcile(self) -> list[LostInstance]:
         self._reap()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+from typing import Any
 
 from jobmon.client.executors.base import TaskInstanceSpec
 from jobmon.client.executors.multiprocess import MultiprocessExecutor
@@ -15,18 +15,10 @@ class SequentialExecutor(MultiprocessExecutor):
     name = "sequential"
     submit_blocks = True
 
-    def __init__(
-        self,
-        *,
-        log_dir: str | os.PathLike[str] | None = None,
-        worker_executable: str | None = None,
-        worker_heartbeat_interval: float | None = None,
-        terminate_grace: float = 10.0,
-        env: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(1, log_dir=log_dir, worker_executable=worker_executable,
-                         worker_heartbeat_interval=worker_heartbeat_interval,
-                         terminate_grace=terminate_grace, env=env)
+    def __init__(self, **options: Any) -> None:
+        """Takes MultiprocessExecutor's keyword options (``log_dir``, ``worker_executable``, ...) but not
+        ``parallelism``: one instance runs at a time."""
+        super().__init__(1, **options)
 
     def submit(self, instance: TaskInstanceSpec) -> str | None:
         running = self._launch(instance)

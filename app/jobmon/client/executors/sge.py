@@ -14,28 +14,27 @@
   qacct's figures and the tail of the job's stderr file.
 - ``terminate``: qdel. ``usage``: qacct's figures for a finished job.
 
-Settings come from the ``[sge]`` table of /etc/jobmon/sge.toml (or the file named by JOBMON_SGE_CONFIG),
-then JOBMON_SGE_<KEY> environment variables, then keyword arguments; see ``SGESettings``.
+The site settings are ``sge_settings.SGESettings``; ``sge_submission`` builds the qsub command lines and
+``sge_output`` reads what the commands print.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import getpass
 import logging
 import os
-import shlex
 import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from jobmon.client.executors import sge_output
 from jobmon.client.executors.base import (
     Executor,
     ExecutorError,
@@ -49,146 +48,27 @@ from jobmon.client.executors.sge_output import (
     QstatJob,
     SgeOutputError,
     classify_accounting,
-    format_memory_mb,
-    format_runtime,
-    job_name,
     parse_qacct,
     parse_qstat_j_errors,
     parse_qstat_xml,
     parse_qsub_terse,
 )
+from jobmon.client.executors.sge_settings import SGESettings
+from jobmon.client.executors.sge_submission import JobBuilder, array_name, array_script
 from jobmon.core import routes
-from jobmon.core.config import ConfigError, parse_bool, read_toml
 from jobmon.core.requester import JobmonRequestError, Requester
+from jobmon.core.states import TASK_INSTANCE_FINAL_STATES
+from jobmon.core.states import TaskInstanceStatus as TI
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SETTINGS_PATH = Path("/etc/jobmon/sge.toml")
-ENV_PREFIX = "JOBMON_SGE_"
-SUBMIT_MODES = ("array", "parallel", "serial")
-# Task-instance statuses after which the worker (or someone) has reported the outcome.
-FINAL_STATUSES = frozenset({"D", "E", "U", "Z", "K", "W"})
-# Environment the jobs get from the submitting client (never JOBMON_SERVER_*: database credentials).
-FORWARDED_ENV_PREFIXES = ("JOBMON_CLIENT_", "JOBMON_WORKER_")
+__all__ = ["SGEExecutor", "SGESettings", "SgeCommandError"]
+
 STDERR_TAIL_BYTES = 2000
 
 
 class SgeCommandError(ExecutorError):
     """A Grid Engine command failed (it printed why)."""
-
-
-@dataclass(frozen=True)
-class SGESettings:
-    """Site settings of the Grid Engine executor."""
-
-    # Queue for instances whose compute resources name none; empty: Grid Engine chooses.
-    queue: str = ""
-    # -P project; empty: none.
-    project: str = ""
-    # Parallel environment for instances with more than one core.
-    parallel_environment: str = "smp"
-    # Resources the memory request is given as: h_vmem (enforced), mem_free (scheduling only), ...
-    memory_resources: tuple[str, ...] = ("h_vmem",)
-    # Memory complexes are per slot (consumable YES, Grid Engine's default): request memory / cores.
-    memory_per_slot: bool = True
-    # Added to each memory request: the worker's own virtual memory (Python, its threads) counts
-    # against h_vmem, and the task's command should get what the task asked for.
-    worker_memory_mb: int = 256
-    # Resource the runtime request is given as (h_rt: SIGKILL at the limit); empty: none.
-    runtime_resource: str = "h_rt"
-    # Directory for the jobs' stdout/stderr ("~" is the submitting user's home; a subdirectory per day
-    # is made); "none": /dev/null.
-    log_dir: str = "~/.jobmon/sge"
-    # -wd for the jobs; empty: the client's working directory.
-    working_dir: str = ""
-    # jobmon-worker on the execution hosts; empty: the one beside this Python, else on PATH.
-    worker_executable: str = ""
-    # How a launch of many instances is submitted: "array" (array jobs for instances with the same
-    # resources, the rest in parallel), "parallel" (one qsub each, submit_parallelism at a time),
-    # "serial" (one qsub after another).
-    submit_mode: str = "array"
-    submit_parallelism: int = 4
-    array_max_tasks: int = 1000
-    # Seconds between qstat passes; a killed job is noticed within this (plus qacct's flush).
-    reconcile_interval: float = 10.0
-    # Seconds to wait for a vanished job's accounting record before reporting it U without one.
-    accounting_grace: float = 120.0
-    # qsub -w e: refuse a job that could never run (e.g. more memory than any host has).
-    verify: bool = False
-    # Also let the worker enforce the limits itself (--memory-limit-mb/--runtime-limit-s, RSS-based):
-    # for sites whose memory resource is not enforced (mem_free only).
-    worker_limits: bool = False
-    extra_qsub_args: tuple[str, ...] = ()
-    # Extra environment for the jobs (qsub -v).
-    env: tuple[tuple[str, str], ...] = ()
-    # Directory of qsub/qstat/qacct/qdel; empty: PATH.
-    bin_dir: str = ""
-    command_timeout: float = 120.0
-    # The user whose jobs qstat lists; empty: the current user.
-    user: str = ""
-
-    def __post_init__(self) -> None:
-        if self.submit_mode not in SUBMIT_MODES:
-            raise ValueError(f"submit_mode must be one of {SUBMIT_MODES}, got {self.submit_mode!r}")
-        for name in ("submit_parallelism", "array_max_tasks"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.worker_memory_mb < 0:
-            raise ValueError(f"worker_memory_mb must be >= 0, got {self.worker_memory_mb}")
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None,
-             **overrides: Any) -> SGESettings:
-        env = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        chosen = path or env.get("JOBMON_SGE_CONFIG") or (
-            DEFAULT_SETTINGS_PATH if DEFAULT_SETTINGS_PATH.exists() else None)
-        if chosen:
-            try:
-                data = read_toml(chosen, "Grid Engine settings")
-            except ConfigError as exc:
-                raise ExecutorError(str(exc)) from exc
-            table = data.get("sge", {})
-            if not isinstance(table, dict):
-                raise ExecutorError(f"{chosen}: [sge] must be a table")
-            values.update(table)
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        for key in fields:
-            env_name = f"{ENV_PREFIX}{key.upper()}"
-            if env_name in env:
-                values[key] = env[env_name]
-        values.update(overrides)
-        unknown = set(values) - set(fields)
-        if unknown:
-            raise ExecutorError(f"unknown Grid Engine setting(s) {sorted(unknown)}")
-        return cls(**{key: _coerce(key, value, fields[key].default) for key, value in values.items()})
-
-
-def _coerce(key: str, value: Any, default: Any) -> Any:
-    try:
-        if isinstance(default, bool):
-            return parse_bool(value)
-        if isinstance(default, int):
-            if isinstance(value, bool):
-                raise ValueError(value)
-            return int(value)
-        if isinstance(default, float):
-            return float(value)
-        if key == "env":
-            if isinstance(value, Mapping):
-                return tuple((str(k), str(v)) for k, v in value.items())
-            if isinstance(value, str):  # "A=1,B=2"
-                pairs = [part.partition("=") for part in value.split(",") if part.strip()]
-                return tuple((k.strip(), v) for k, _, v in pairs)
-            return tuple((str(k), str(v)) for k, v in value)
-        if isinstance(default, tuple):
-            if isinstance(value, str):
-                return tuple(shlex.split(value)) if key == "extra_qsub_args" else tuple(
-                    part.strip() for part in value.split(",") if part.strip())
-            return tuple(str(v) for v in value)
-        return str(value)
-    except (TypeError, ValueError):
-        raise ExecutorError(f"Grid Engine setting {key}: cannot use {value!r}") from None
 
 
 @dataclass
@@ -222,8 +102,7 @@ class SGEExecutor(Executor):
         self._lost: list[LostInstance] = []
         self._last_reconcile = float("-inf")
         self._requester: Requester | None = None
-        self._log_dir: Path | None = None
-        self._day = ""
+        self.jobs = JobBuilder(self.settings)
         self.user = self.settings.user or _current_user()
 
     # ---- lifecycle ---------------------------------------------------------------------------------
@@ -275,105 +154,22 @@ class SGEExecutor(Executor):
 
     # ---- building a submission ---------------------------------------------------------------------
 
-    def log_dir(self) -> Path | None:
-        """Today's directory for the jobs' stdout/stderr (made on first use), or None for /dev/null."""
-        base = self.settings.log_dir.strip()
-        if not base or base.lower() == "none":
-            return None
-        day = datetime.date.today().isoformat()
-        if self._log_dir is None or day != self._day:
-            path = Path(os.path.expanduser(base)) / day
-            path.mkdir(parents=True, exist_ok=True)
-            self._log_dir, self._day = path, day
-        return self._log_dir
-
-    def memory_limit_mb(self, spec: TaskInstanceSpec) -> int:
-        """The whole job's memory request: the task's plus the worker's overhead."""
-        return spec.memory_mb + self.settings.worker_memory_mb if spec.memory_mb > 0 else 0
-
-    def resource_args(self, spec: TaskInstanceSpec) -> list[str]:
-        """-q, -pe, -l, -P for an instance's compute resources."""
-        s = self.settings
-        args: list[str] = []
-        queue = spec.queue or s.queue
-        if queue:
-            args += ["-q", queue]
-        cores = max(1, spec.num_cores)
-        if cores > 1:
-            args += ["-pe", s.parallel_environment, str(cores)]
-        requests: list[str] = []
-        total_mb = self.memory_limit_mb(spec)
-        if total_mb > 0:
-            per_request = -(-total_mb // cores) if s.memory_per_slot else total_mb
-            requests += [f"{res}={format_memory_mb(per_request)}" for res in s.memory_resources]
-        if spec.runtime_s > 0 and s.runtime_resource:
-            requests.append(f"{s.runtime_resource}={format_runtime(spec.runtime_s)}")
-        if requests:
-            args += ["-l", ",".join(requests)]
-        if s.project:
-            args += ["-P", s.project]
-        return args
-
-    def _env_args(self) -> list[str]:
-        pairs = [(k, v) for k, v in sorted(os.environ.items())
-                 if k == "JOBMON_CONFIG" or k.startswith(FORWARDED_ENV_PREFIXES)]
-        pairs += list(self.settings.env)
-        usable = []
-        for key, value in pairs:
-            if "," in value or "\n" in value:
-                log.warning("not passing %s to Grid Engine jobs: qsub -v cannot carry a comma or newline",
-                            key)
-                continue
-            usable.append(f"{key}={value}")
-        return ["-v", ",".join(usable)] if usable else []
-
-    def common_args(self, name: str) -> list[str]:
-        s = self.settings
-        args = ["-terse", "-N", job_name(name), "-j", "n", "-r", "n"]
-        out = self.log_dir()
-        target = str(out) if out is not None else "/dev/null"
-        args += ["-o", target, "-e", target]
-        args += ["-wd", s.working_dir or os.getcwd()]
-        if s.verify:
-            args += ["-w", "e"]
-        args += self._env_args()
-        return args
-
     def worker_command(self, instance: TaskInstanceSpec) -> list[str]:
         if not self.settings.worker_limits:
             # Grid Engine enforces h_vmem and h_rt; the worker's own (RSS) limits would only race it.
             instance = dataclasses.replace(instance, memory_mb=0, runtime_s=0)
         return super().worker_command(instance)
 
-    def qsub_args(self, spec: TaskInstanceSpec) -> list[str]:
-        """The whole qsub command line for one instance as a single job."""
-        return ["qsub", *self.common_args(spec.name), *self.resource_args(spec),
-                *self.settings.extra_qsub_args, "-b", "y", *self.worker_command(spec)]
-
     def array_script(self, specs: Sequence[TaskInstanceSpec]) -> str:
-        """Job script of an array job: task i runs the worker of specs[i-1]. Sent on qsub's stdin, so
-        Grid Engine spools it (no shared file needed)."""
-        template = self.worker_command(dataclasses.replace(specs[0], task_instance_id=1))
-        worker = " ".join(shlex.quote(part) for part in template[:1])
-        rest = template[3:]  # after "--task-instance-id", "1"
-        cases = "".join(f"{i}) ti={spec.task_instance_id} ;;\n" for i, spec in enumerate(specs, 1))
-        return (
-            "#!/bin/sh\n"
-            "# jobmon task instances of this array job, by SGE_TASK_ID\n"
-            f'case "$SGE_TASK_ID" in\n{cases}'
-            '*) echo "jobmon: no task instance for array task $SGE_TASK_ID" >&2; exit 2 ;;\n'
-            "esac\n"
-            f'exec {worker} --task-instance-id "$ti" {" ".join(shlex.quote(p) for p in rest)}\n'
-        )
+        """Job script of an array job: task i runs the worker of specs[i-1]."""
+        return array_script(specs, self.worker_command(dataclasses.replace(specs[0], task_instance_id=1)))
 
     def _track(self, spec: TaskInstanceSpec, job_id: str, task_id: int | None, name: str) -> str:
-        executor_id = job_id if task_id is None else f"{job_id}.{task_id}"
-        out = self.log_dir() if self.settings.log_dir.strip().lower() not in ("", "none") else None
-        suffix = f"e{job_id}" if task_id is None else f"e{job_id}.{task_id}"
-        total_mb = self.memory_limit_mb(spec)
+        executor_id = sge_output.executor_id(job_id, task_id)
+        total_mb = self.jobs.memory_limit_mb(spec)
         job = _Job(
             spec=spec, executor_id=executor_id, job_id=job_id, task_id=task_id,
-            stderr_path=(out / f"{job_name(name)}.{suffix}") if out is not None else None,
+            stderr_path=self.jobs.stderr_path(name, job_id, task_id),
             memory_limit=total_mb * MIB if total_mb > 0 and "h_vmem" in self.settings.memory_resources
             else None,
             runtime_limit=float(spec.runtime_s) if spec.runtime_s > 0 and self.settings.runtime_resource
@@ -387,7 +183,7 @@ class SGEExecutor(Executor):
 
     def _qsub_one(self, spec: TaskInstanceSpec) -> str | None:
         try:
-            proc = self._run(self.qsub_args(spec))
+            proc = self._run(self.jobs.single_job(spec, self.worker_command(spec)))
             job_id, _ = parse_qsub_terse(proc.stdout)
         except (SgeCommandError, SgeOutputError) as exc:
             log.error("qsub of task instance %d failed: %s", spec.task_instance_id, exc)
@@ -395,9 +191,8 @@ class SGEExecutor(Executor):
         return self._track(spec, job_id, None, spec.name)
 
     def _qsub_array(self, specs: Sequence[TaskInstanceSpec]) -> list[str | None]:
-        name = _common_name(specs)
-        args = ["qsub", *self.common_args(name), *self.resource_args(specs[0]),
-                *self.settings.extra_qsub_args, "-t", f"1-{len(specs)}", "-S", "/bin/sh"]
+        name = array_name(specs)
+        args = self.jobs.array_job(specs, name)
         try:
             proc = self._run(args, stdin=self.array_script(specs))
             job_id, _ = parse_qsub_terse(proc.stdout)
@@ -517,13 +312,14 @@ class SGEExecutor(Executor):
             for job in jobs:
                 self._forget(job.executor_id)
                 self._lost.append(LostInstance(
-                    job.spec.task_instance_id, "U",
+                    job.spec.task_instance_id, TI.UNKNOWN_ERROR,
                     f"Grid Engine job {job.executor_id} was in an error state (Eqw) and has been deleted: "
                     f"{reasons[job.job_id]}"))
 
     def _resolve_vanished(self, job: _Job, now: float) -> None:
         status = self._server_status(job.spec.task_instance_id)
-        if status in FINAL_STATUSES:
+        # The worker (or someone) already reported the outcome.
+        if status in TASK_INSTANCE_FINAL_STATES:
             self._forget(job.executor_id)
             return
         record = self.qacct(job.executor_id)
@@ -533,7 +329,7 @@ class SGEExecutor(Executor):
             description = (f"Grid Engine job {job.executor_id} left qstat without an accounting record "
                            f"(none after {self.settings.accounting_grace:g} s) and its worker never "
                            "reported an outcome")
-            verdict_status = "U"
+            verdict_status = TI.UNKNOWN_ERROR
         else:
             verdict = classify_accounting(record, memory_limit=job.memory_limit,
                                           runtime_limit=job.runtime_limit)
@@ -579,16 +375,6 @@ def _current_user() -> str:
 
 def _which(tool: str) -> bool:
     return shutil.which(tool) is not None
-
-
-def _common_name(specs: Sequence[TaskInstanceSpec]) -> str:
-    names = [spec.name for spec in specs]
-    prefix = names[0] if names else ""
-    for name in names[1:]:
-        while not name.startswith(prefix):
-            prefix = prefix[:-1]
-    prefix = prefix.rstrip("0123456789_-.:= ")
-    return prefix or "jobmon_array"
 
 
 def _tail(path: Path | None) -> str:

@@ -13,6 +13,8 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from typing import Any
 
+from jobmon.core.states import TaskInstanceStatus as TI
+
 MIB = 1024 * 1024
 # qacct prints sizes with binary multiples and these suffixes ("1.824MB" is 1.824 * 1024**2 bytes).
 _SIZE_UNITS = {"": 1, "B": 1, "K": 1024, "KB": 1024, "M": MIB, "MB": MIB, "G": 1024**3, "GB": 1024**3,
@@ -48,6 +50,11 @@ def parse_qsub_terse(stdout: str) -> tuple[str, str | None]:
 # ---- qstat -------------------------------------------------------------------------------------------
 
 
+def executor_id(job_id: str, task_id: int | None) -> str:
+    """Jobmon's executor id of a Grid Engine job, "<job>" or for an array task "<job>.<task>"."""
+    return job_id if task_id is None else f"{job_id}.{task_id}"
+
+
 @dataclass(frozen=True)
 class QstatJob:
     """One job, or one task of an array job (``task_id`` set), as ``qstat -xml`` lists it."""
@@ -61,7 +68,7 @@ class QstatJob:
 
     @property
     def executor_id(self) -> str:
-        return self.job_id if self.task_id is None else f"{self.job_id}.{self.task_id}"
+        return executor_id(self.job_id, self.task_id)
 
     @property
     def in_error(self) -> bool:
@@ -206,7 +213,7 @@ class AccountingRecord:
 
     @property
     def executor_id(self) -> str:
-        return self.job_id if self.task_id is None else f"{self.job_id}.{self.task_id}"
+        return executor_id(self.job_id, self.task_id)
 
     def requests(self) -> dict[str, str]:
         return parse_category(self.category)
@@ -280,7 +287,7 @@ def parse_qacct(text: str) -> list[AccountingRecord]:
 class Verdict:
     """``status`` Z (resource error: the server retries with more) or U (unknown error)."""
 
-    status: str
+    status: TI
     description: str
 
 
@@ -310,28 +317,29 @@ def classify_accounting(record: AccountingRecord, *, memory_limit: int | None = 
 
     if record.failed == FAILED_LIMIT or killed:
         if over_memory:
-            return Verdict("Z", (
+            return Verdict(TI.RESOURCE_ERROR, (
                 f"Grid Engine killed {where}: over its memory limit (h_vmem {_mib(memory_limit or 0)}); "
                 f"{measured}"))
         if over_runtime:
-            return Verdict("Z", (
+            return Verdict(TI.RESOURCE_ERROR, (
                 f"Grid Engine killed {where}: over its runtime limit (h_rt {runtime_limit:.0f} s); "
                 f"{measured}"))
         if record.failed == FAILED_LIMIT:
-            return Verdict("Z", f"Grid Engine killed {where} for a limit (h_rt, h_cpu or h_vmem); {measured}")
+            return Verdict(TI.RESOURCE_ERROR,
+                           f"Grid Engine killed {where} for a limit (h_rt, h_cpu or h_vmem); {measured}")
         signal_name = {EXIT_SIGKILL: "SIGKILL", EXIT_SIGXCPU: "SIGXCPU", EXIT_SIGUSR1: "SIGUSR1"}[
             record.exit_status]
-        return Verdict("Z", (
+        return Verdict(TI.RESOURCE_ERROR, (
             f"{where} was killed by {signal_name} before its worker reported: most likely a resource limit "
             f"(memory or runtime) or the kernel's OOM killer, possibly qdel; {measured}"))
     if record.failed not in (0, FAILED_AFTER_JOB):
-        return Verdict("U", f"Grid Engine could not run {where} (failed {record.failed}: "
-                            f"{record.failed_reason or 'see qacct'}); {measured}")
+        return Verdict(TI.UNKNOWN_ERROR, f"Grid Engine could not run {where} (failed {record.failed}: "
+                                         f"{record.failed_reason or 'see qacct'}); {measured}")
     if record.exit_status == 0:
-        return Verdict("U", f"{where} ended (exit status 0) but its worker never reported an outcome; "
-                            f"{measured}")
-    return Verdict("U", f"{where} ended with exit status {record.exit_status} before its worker reported "
-                        f"an outcome; {measured}")
+        return Verdict(TI.UNKNOWN_ERROR,
+                       f"{where} ended (exit status 0) but its worker never reported an outcome; {measured}")
+    return Verdict(TI.UNKNOWN_ERROR, f"{where} ended with exit status {record.exit_status} before its worker "
+                                     f"reported an outcome; {measured}")
 
 
 # ---- formatting requests -----------------------------------------------------------------------------

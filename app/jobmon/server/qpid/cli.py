@@ -2,44 +2,27 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
-import signal
 import sys
-import threading
-from types import FrameType
 
-from jobmon.core.config import ConfigError, JobmonConfig
+from jobmon.core.cli_support import fail
+from jobmon.core.daemon import EXIT_USAGE, daemon_parser, start_daemon, stop_on_signals
 from jobmon.server.qpid.integration import QpidIntegrator
 
 log = logging.getLogger("jobmon.server.qpid")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="jobmon-qpid", description=__doc__)
-    parser.add_argument("--config", help="TOML file (default: $JOBMON_CONFIG or /etc/jobmon/jobmon.toml)")
-    parser.add_argument("--once", action="store_true", help="one pass, then exit")
-    args = parser.parse_args(argv)
+    args, config = start_daemon(daemon_parser("jobmon-qpid", __doc__), argv,
+                                lambda config: config.qpid.log_level)
     try:
-        config = JobmonConfig.load(args.config).qpid
-        integrator = QpidIntegrator.from_config(config)
-    except (ConfigError, ValueError) as exc:
-        print(f"jobmon-qpid: {exc}", file=sys.stderr)
-        return 2
-    logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        integrator = QpidIntegrator.from_config(config.qpid)
+    except ValueError as exc:
+        return fail("jobmon-qpid", exc, EXIT_USAGE)
     if args.once:
-        stats = integrator.run_once()
-        log.info("%d pending, %d written in %.2f s", stats.pending, stats.written, stats.seconds)
+        log.info("%s", integrator.run_once())
         return 0
-    stop = threading.Event()
-
-    def handler(signum: int, _frame: FrameType | None) -> None:
-        log.info("%s received: stopping after the current pass", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
-    integrator.run(stop, config.health_file)
+    integrator.run(stop_on_signals(log), config.qpid.health_file)
     return 0
 
 

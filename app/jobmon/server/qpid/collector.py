@@ -9,26 +9,24 @@ between the insert and the offset write only means some lines are read again, an
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
-import signal
 import sys
 import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from sqlalchemy import Engine, Table, insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 
-from jobmon.core.config import ConfigError, JobmonConfig, QpidConfig
-from jobmon.core.health_file import touch
+from jobmon.core.cli_support import fail
+from jobmon.core.config import QpidConfig
+from jobmon.core.daemon import EXIT_USAGE, daemon_parser, run_passes, start_daemon, stop_on_signals
 from jobmon.server.db import make_engine
 from jobmon.server.qpid.schema import qpid_table
 
@@ -170,54 +168,35 @@ class Collector:
     def run(self, stop: threading.Event) -> None:
         log.info("jobmon-qpid-collector alive: tailing %s every %g s", self.path,
                  self.config.collector_interval)
-        while not stop.is_set():
-            started = time.monotonic()
-            try:
-                lines = self.collect_once()
-            except DBAPIError as exc:
-                log.error("collector pass failed (qpid database unavailable?), retrying: %s",
-                          str(exc.orig or exc).splitlines()[0])
-            except OSError as exc:
-                log.error("collector pass failed reading %s, retrying: %s", self.path, exc)
-            else:
-                if lines:
-                    log.info("collected %d accounting line(s) in %.2f s", lines, time.monotonic() - started)
-                touch(self.config.health_file)
-            stop.wait(self.config.collector_interval)
-        log.info("jobmon-qpid-collector stopped")
+        run_passes(self._collect_and_say, name="jobmon-qpid-collector",
+                   interval=self.config.collector_interval, stop=stop, log=log,
+                   health_file=self.config.health_file,
+                   known_failures={DBAPIError: "qpid database unavailable?",
+                                   OSError: "cannot read the accounting file"})
+
+    def _collect_and_say(self) -> str | None:
+        """One pass, and the line to log about it (none when nothing was new)."""
+        started = time.monotonic()
+        lines = self.collect_once()
+        if not lines:
+            return None
+        return f"collected {lines} accounting line(s) in {time.monotonic() - started:.2f} s"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="jobmon-qpid-collector", description=__doc__)
-    parser.add_argument("--config", help="TOML file (default: $JOBMON_CONFIG or /etc/jobmon/jobmon.toml)")
-    parser.add_argument("--once", action="store_true", help="one pass, then exit")
+    parser = daemon_parser("jobmon-qpid-collector", __doc__)
     parser.add_argument("--create-schema", action="store_true",
                         help="create the qpid table if it is missing (needs CREATE on the qpid database)")
-    args = parser.parse_args(argv)
-    try:
-        config = JobmonConfig.load(args.config).qpid
-    except ConfigError as exc:
-        print(f"jobmon-qpid-collector: {exc}", file=sys.stderr)
-        return 2
-    logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if not config.qpid_db_url:
-        print("jobmon-qpid-collector: [qpid] qpid_db_url is required", file=sys.stderr)
-        return 2
-    collector = Collector(config, make_engine(config.qpid_db_url, pool_size=1))
+    args, config = start_daemon(parser, argv, lambda config: config.qpid.log_level)
+    if not config.qpid.qpid_db_url:
+        return fail(parser.prog, "[qpid] qpid_db_url is required", EXIT_USAGE)
+    collector = Collector(config.qpid, make_engine(config.qpid.qpid_db_url, pool_size=1))
     if args.create_schema:
         collector.table.metadata.create_all(collector.engine)
     if args.once:
         log.info("collected %d line(s)", collector.collect_once())
         return 0
-    stop = threading.Event()
-
-    def handler(signum: int, _frame: FrameType | None) -> None:
-        log.info("%s received: stopping", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
-    collector.run(stop)
+    collector.run(stop_on_signals(log))
     return 0
 
 

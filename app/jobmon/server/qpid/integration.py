@@ -23,7 +23,7 @@ from sqlalchemy import Engine, Table, case, func, select, update
 from sqlalchemy.exc import DBAPIError
 
 from jobmon.core.config import QpidConfig
-from jobmon.core.health_file import touch
+from jobmon.core.daemon import run_passes
 from jobmon.core.states import TaskInstanceStatus
 from jobmon.server.db import make_engine
 from jobmon.server.models import TaskInstance
@@ -60,6 +60,10 @@ class PassStats:
     @property
     def rate(self) -> float:
         return self.written / self.seconds if self.seconds > 0 else 0.0
+
+    def __str__(self) -> str:
+        return (f"qpid pass: {self.pending} pending, {self.matched} found in qpid, {self.written} written "
+                f"in {self.statements} statement(s), {self.seconds:.2f} s ({self.rate:.0f} rows/s)")
 
 
 class QpidIntegrator:
@@ -177,19 +181,6 @@ class QpidIntegrator:
         log.info("jobmon-qpid alive: every %g s, batches of %d, backlog at most %d, executor types %s",
                  self.config.poll_interval, self.config.batch_size, self.config.max_backlog,
                  ",".join(self.executor_types))
-        while not stop.is_set():
-            try:
-                stats = self.run_once()
-            except DBAPIError as exc:
-                log.error("qpid pass failed (database unavailable?), retrying in %g s: %s",
-                          self.config.poll_interval, str(exc.orig or exc).splitlines()[0])
-            except Exception:  # a bug must not end the daemon silently
-                log.exception("qpid pass failed, retrying in %g s", self.config.poll_interval)
-            else:
-                log.info("qpid pass: %d pending, %d found in qpid, %d written in %d statement(s), "
-                         "%.2f s (%.0f rows/s)", stats.pending, stats.matched, stats.written,
-                         stats.statements, stats.seconds, stats.rate)
-                touch(health_file)
-            stop.wait(self.config.poll_interval)
-        log.info("jobmon-qpid stopped")
-
+        run_passes(lambda: str(self.run_once()), name="jobmon-qpid", interval=self.config.poll_interval,
+                   stop=stop, log=log, health_file=health_file,
+                   known_failures={DBAPIError: "database unavailable?"})

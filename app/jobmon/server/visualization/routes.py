@@ -6,17 +6,13 @@ from __future__ import annotations
 from flask import jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 
+from jobmon.core.display import human_bytes, human_seconds
 from jobmon.server.context import ro_sessions
 from jobmon.server.errors import ApiError, InvalidInput
 from jobmon.server.validation import ID_MAX as MAX_ID
 from jobmon.server.validation import query_int
 from jobmon.server.visualization import blueprint
-from jobmon.server.visualization.formatting import (
-    STATUS_NAMES,
-    human_bytes,
-    human_seconds,
-    human_time,
-)
+from jobmon.server.visualization.formatting import STATUS_NAMES, human_time
 from jobmon.server.visualization.summaries import (
     TASK_STATUS_LETTERS,
     task_detail,

@@ -7,7 +7,6 @@ page for a workflow of 500k tasks reads a few index ranges, never every task row
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -23,20 +22,9 @@ from jobmon.server.models import (
     Workflow,
     WorkflowRun,
 )
-from jobmon.server.validation import ID_MAX as MAX_ID
+from jobmon.server.validation import check_id, iso
 
 TASK_STATUS_LETTERS = tuple(s.value for s in TaskStatus)
-
-
-def iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def check_id(value: int, kind: str) -> int:
-    # Larger than any column can hold, so it cannot exist (and SQLite cannot bind it).
-    if value > MAX_ID:
-        raise NotFound(f"{kind} {value} not found")
-    return value
 
 
 def workflow_summaries(
