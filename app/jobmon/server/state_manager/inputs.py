@@ -69,6 +69,12 @@ class Usage(Struct, kw_only=True):
         return {name: value for name, value in values.items() if value is not None}
 
 
+class HeartbeatBody(Struct):
+    """A run's client or an instance's worker is alive and promises to report again within the increment."""
+
+    next_report_increment: Increment
+
+
 class Empty(Struct):
     """No fields: ``{}`` or an empty body."""
 

@@ -12,7 +12,7 @@ import logging
 from datetime import datetime
 from typing import Annotated, Literal, get_args
 
-from msgspec import Meta, Struct
+from msgspec import UNSET, Meta, Struct, UnsetType
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -34,6 +34,7 @@ from jobmon.server.state_manager.common import deadline, load, table, write_rout
 from jobmon.server.state_manager.inputs import (
     TEXT_BYTES,
     Count,
+    HeartbeatBody,
     Ignorable,
     Increment,
     Name,
@@ -71,7 +72,7 @@ class Instructions(Reported, kw_only=True):
     """What the worker does next: stop (``kill_self``), or run ``command``."""
 
     kill_self: bool
-    command: str | None = None
+    command: str | UnsetType = UNSET
 
 
 def _job_id(value: str | int | None) -> str | None:
@@ -211,10 +212,6 @@ def instance_running(body: RunningBody, task_instance_id: int) -> Instructions:
             ti.executor_id = job_id
         command = move_task(session, ti, TaskStatus.INSTANTIATED, TaskStatus.RUNNING, now).command
     return Instructions(status=TI.RUNNING, kill_self=False, command=command)
-
-
-class HeartbeatBody(Struct):
-    next_report_increment: Increment
 
 
 @blueprint.post("/task_instance/<int:task_instance_id>/heartbeat")

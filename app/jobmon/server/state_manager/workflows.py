@@ -46,8 +46,8 @@ from jobmon.server.state_manager.inputs import (
     ArgMap,
     Count,
     Hash,
+    HeartbeatBody,
     Id,
-    Increment,
     Name,
     store_as_text,
 )
@@ -283,10 +283,6 @@ def _workflow_follows(session: Session, run: WorkflowRun, new: WorkflowRunStatus
         return
     workflow.status = target.value
     workflow.status_date = now
-
-
-class HeartbeatBody(Struct):
-    next_report_increment: Increment
 
 
 @blueprint.post("/workflow_run/<int:workflow_run_id>/heartbeat")
