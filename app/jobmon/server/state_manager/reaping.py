@@ -21,6 +21,7 @@ from jobmon.core.states import (
     TASK_INSTANCE_ACTIVE_STATES,
     WORKFLOW_TRANSITIONS,
     TaskInstanceStatus,
+    TaskStatus,
     WorkflowRunStatus,
     WorkflowStatus,
 )
@@ -87,7 +88,7 @@ class InstanceMove(Struct):
     user: str
     old_status: TaskInstanceStatus
     new_status: TaskInstanceStatus
-    task_status: str
+    task_status: TaskStatus
 
 
 class RunMoves(Struct):
@@ -249,5 +250,5 @@ def reap_overdue_instances(body: InstancesBody) -> InstanceMoves:
                 .where(WorkflowRun.id == ti.workflow_run_id)
             ).one()
             moves.append(InstanceMove(ti_id, ti.task_id, ti.workflow_run_id, run.workflow_id, run.name,
-                                      run.user, TI(old), TI.UNKNOWN_ERROR, task_status))
+                                      run.user, TI(old), TI.UNKNOWN_ERROR, TaskStatus(task_status)))
     return InstanceMoves(moves)
