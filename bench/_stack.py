@@ -358,6 +358,7 @@ class Stack:
     uwsgi_opts: list[str]
     front: str = "direct"
     nginx_workers: int = 1
+    env: dict[str, str] | None = None  # for uWSGI, e.g. PYTHONPATH=<another checkout>/app
     server: UwsgiService | None = None
     nginx: Nginx | None = None
     _n: int = 0
@@ -391,7 +392,7 @@ class Stack:
         harness_uwsgi.UWSGI_OPTIONS = opts  # start_uwsgi reads the module global
         try:
             self._n += 1
-            self.server = start_uwsgi(self.config, self.workdir / f"uwsgi{self._n}")
+            self.server = start_uwsgi(self.config, self.workdir / f"uwsgi{self._n}", extra_env=self.env)
         finally:
             harness_uwsgi.UWSGI_OPTIONS = saved
         # Wait for every worker to exist (health checks may all have hit one worker).
@@ -451,11 +452,11 @@ def stack(
     front: str = "direct",
     nginx_workers: int = 1,
     keep: bool = False,
+    app_dir: Path | None = None,
 ) -> Iterator[Stack]:
     """Start MariaDB, make and migrate the ``jobmon`` database, start uWSGI (and nginx); stop them all
-    afterwards."""
-    from jobmon.server import migrate
-
+    afterwards. ``app_dir``: serve (and migrate with) the jobmon package under this directory, e.g. the
+    ``app`` of another revision's checkout, instead of the one this process imports."""
     if front not in {"direct", "nginx"}:
         raise ValueError(f"front must be direct or nginx, not {front!r}")
     workdir = Path(tempfile.mkdtemp(prefix="jobmon-bench-"))
@@ -463,7 +464,8 @@ def stack(
     st: Stack | None = None
     try:
         urls = db.urls("jobmon")  # the harness creates and grants the ``jobmon`` database at start
-        migrate.upgrade(urls.migrate)
+        env = {"PYTHONPATH": str(app_dir)} if app_dir is not None else None
+        _migrate(urls.migrate, env)
         server_kwargs: dict[str, Any] = {}
         if db_pool_size is not None:
             server_kwargs["db_pool_size"] = db_pool_size
@@ -472,7 +474,7 @@ def stack(
             log_level="INFO", **server_kwargs,
         ))
         st = Stack(workdir, db, config, uwsgi_options(processes, threads, request_logging, extra),
-                   front=front, nginx_workers=nginx_workers)
+                   front=front, nginx_workers=nginx_workers, env=env)
         st.start_server()
         yield st
     finally:
@@ -483,6 +485,20 @@ def stack(
             print(f"(kept {workdir})")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _migrate(url: str, env: dict[str, str] | None) -> None:
+    if env is None:
+        from jobmon.server import migrate
+
+        migrate.upgrade(url)
+        return
+    import subprocess
+
+    # The URL travels in the environment, not the command line, which any process could read.
+    subprocess.run([sys.executable, "-c", "import os; from jobmon.server import migrate; "
+                    "migrate.upgrade(os.environ['BENCH_MIGRATE_URL'])"],
+                   env={**os.environ, **env, "BENCH_MIGRATE_URL": url}, check=True, timeout=300)
 
 
 def add_stack_arguments(ap: Any) -> None:

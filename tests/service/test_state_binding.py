@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import func, select
 from state_calls import RESOURCES, StateApi
+from werkzeug.serving import make_server
 
+from jobmon.client import Tool, Workflow
+from jobmon.core.config import ClientConfig
 from jobmon.server.models import Edge, NodeArg, Task, TaskArg, TaskResources
 
 
@@ -204,3 +211,58 @@ def test_concurrent_identical_binds_get_the_same_ids(api: StateApi) -> None:
         tasks = list(pool.map(bind_tasks, range(3)))
     assert all([t["task_id"] for t in r] == [t["task_id"] for t in tasks[0]] for r in tasks)
     assert _count(api, Task, Task.workflow_id == b.workflow_id) == 1501
+
+
+def test_the_bind_answer_names_each_value_the_queue_caps(api: StateApi) -> None:
+    b = api.bind(1, chain=False)
+    assert api.bind_tasks(b, [api.task_spec(b.node_ids[0])]) == [
+        {"node_id": b.node_ids[0], "task_id": b.task_ids[0], "status": "G"}]
+    big, fits = api.nodes(b.task_template_version_id, [100, 101])
+    body = {"workflow_run_id": b.workflow_run_id, "tasks": [
+        api.task_spec(big, resources={**RESOURCES, "memory_mb": 10**7, "runtime_s": 10**8}),
+        api.task_spec(fits, resources={**RESOURCES, "memory_mb": 256 * 1024}),
+    ]}
+    out = api.post(f"/workflow/{b.workflow_id}/tasks", body)
+    task_id = out["tasks"][0]["task_id"]
+    capped = {"node_id": big, "task_id": task_id, "queue": "all.q"}
+    assert out["capped"] == [
+        {**capped, "resource": "memory_mb", "requested": 10**7, "capped_to": 256 * 1024},
+        {**capped, "resource": "runtime_s", "requested": 10**8, "capped_to": 3 * 86400},
+    ]
+    # An unchanged re-bind (a resume) writes nothing, and says so again: the request is still capped.
+    assert api.post(f"/workflow/{b.workflow_id}/tasks", body) == out
+    uncapped = api.post(f"/workflow/{b.workflow_id}/tasks", {
+        "workflow_run_id": b.workflow_run_id, "tasks": [api.task_spec(b.node_ids[0])]})
+    assert uncapped["capped"] == []
+
+
+@pytest.fixture
+def service_url(app) -> Iterator[str]:
+    """The app served over HTTP in a thread, for the client library."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+
+
+def test_the_client_warns_of_each_capped_request(service_url: str, caplog) -> None:
+    config = ClientConfig(service_url=service_url)
+    tool = Tool(f"capped-{uuid.uuid4().hex[:8]}", config=config)
+    template = tool.get_task_template("t", "run {i}", node_args=["i"])
+    big = template.create_task(name="big", i=1, compute_resources={"memory_mb": 10**7})
+    fits = template.create_task(name="fits", i=2)
+    many = [template.create_task(name=f"many{i}", i=i, compute_resources={"num_cores": 100})
+            for i in range(3, 10)]
+    workflow = Workflow(tool, "capped", {"nonce": uuid.uuid4().hex}, config=config)
+    workflow.add_tasks([big, fits, *many])
+    with caplog.at_level(logging.WARNING, logger="jobmon.client.workflow"):
+        workflow.bind()
+    assert sorted(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING) == [
+        "7 tasks 'many3', 'many4', 'many5', 'many6', 'many7' and 2 more asked queue all.q for num_cores "
+        "100, above the queue's limit: capped to 64",
+        "task 'big' asked queue all.q for memory_mb 10000000, above the queue's limit: capped to 262144",
+    ]

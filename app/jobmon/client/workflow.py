@@ -226,6 +226,9 @@ class Workflow:
 
     def _bind_tasks(self, run_id: int, tasks: list[Task], size: int) -> None:
         assert self.workflow_id is not None, "the workflow is bound before its tasks"
+        # The server runs a request above its queue's limits at the limits (docs/api.md, "capped"):
+        # one warning per distinct cap, naming the tasks, so a workflow of 10,000 alike is one line.
+        capped: dict[tuple[str, str, int, int], list[str]] = {}
         for chunk in _chunks(tasks, size):
             answer = self.requester.post(routes.workflow_tasks(self.workflow_id), {
                 "workflow_run_id": run_id,
@@ -249,6 +252,16 @@ class Workflow:
                 task = by_node[int(row["node_id"])]
                 task.task_id = int(row["task_id"])
                 task.status = str(row["status"])
+            for cap in answer.get("capped", []):
+                key = (str(cap["queue"]), str(cap["resource"]), int(cap["requested"]), int(cap["capped_to"]))
+                capped.setdefault(key, []).append(by_node[int(cap["node_id"])].name)
+        for (queue, resource, requested, limit), names in capped.items():
+            shown = ", ".join(repr(name) for name in names[:5])
+            if len(names) > 5:
+                shown += f" and {len(names) - 5} more"
+            log.warning("%s %s asked queue %s for %s %d, above the queue's limit: capped to %d",
+                        "task" if len(names) == 1 else f"{len(names)} tasks", shown, queue, resource,
+                        requested, limit)
 
     # ---- running ----------------------------------------------------------------------------------
 

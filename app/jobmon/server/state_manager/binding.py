@@ -12,10 +12,9 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Iterable
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
 
-from flask import jsonify
-from flask.typing import ResponseReturnValue
+from msgspec import Meta, Struct
 from sqlalchemy import bindparam, func, insert, literal, select, update
 
 from jobmon.core.resources import ComputeResources, QueueLimits, validated
@@ -37,7 +36,6 @@ from jobmon.server.models import (
     Workflow,
     WorkflowRun,
 )
-from jobmon.server.openapi import request_schema
 from jobmon.server.state_manager import blueprint
 from jobmon.server.state_manager.common import (
     chunked,
@@ -52,17 +50,17 @@ from jobmon.server.state_manager.common import (
     write_route,
 )
 from jobmon.server.state_manager.inputs import (
-    HASH_SCHEMA,
-    INT_MAX,
-    STR_MAP_SCHEMA,
-    TEXT_BYTES,
-    fits_text,
-    hex_hash,
-    id_field,
-    item,
-    text_map,
+    ArgMap,
+    Hash,
+    Id,
+    Name,
+    NonEmptyName,
+    Positive,
+    Text,
+    check_text,
+    store_as_text,
 )
-from jobmon.server.validation import ID_MAX, check_type, field, json_body, list_field
+from jobmon.server.validation import accepts
 
 MAX_NODES = 10_000
 MAX_EDGES = 50_000
@@ -84,40 +82,39 @@ NodeKey = tuple[int, str]
 # --- nodes -------------------------------------------------------------------------------------------
 
 
+class NodeSpec(Struct):
+    task_template_version_id: Id
+    node_args_hash: Hash
+    node_args: ArgMap = {}
+
+    def __post_init__(self) -> None:
+        self.node_args_hash = self.node_args_hash.lower()
+        store_as_text(self.node_args, "node_args")
+
+
+class NodesBody(Struct):
+    nodes: Annotated[list[NodeSpec], Meta(max_length=MAX_NODES)]
+
+
+class NodesAnswer(Struct):
+    node_ids: Annotated[list[int], Meta(description="in the request's order")]
+
+
 @blueprint.post("/nodes")
-@request_schema({
-    "type": "object",
-    "required": ["nodes"],
-    "properties": {"nodes": {
-        "type": "array",
-        "maxItems": MAX_NODES,
-        "items": {
-            "type": "object",
-            "required": ["task_template_version_id", "node_args_hash"],
-            "properties": {
-                "task_template_version_id": {"type": "integer", "minimum": 1},
-                "node_args_hash": HASH_SCHEMA,
-                "node_args": STR_MAP_SCHEMA,
-            },
-        },
-    }},
-})
+@accepts(NodesBody, answers=NodesAnswer)
 @write_route
-def bind_nodes() -> ResponseReturnValue:
+def bind_nodes(body: NodesBody) -> NodesAnswer:
     """Bind nodes: find or create each node, answering node ids in the request's order.
 
     A node is identified by its task template version and the hash of its node args; its args are stored
     when it is created.
     """
-    items = list_field(json_body(), "nodes", dict, max_items=MAX_NODES)
     keys: list[NodeKey] = []
-    node_args: dict[NodeKey, dict[str, str]] = {}
-    for i, raw in enumerate(items):
-        with item(f"nodes[{i}]"):
-            key = (id_field(raw, "task_template_version_id"), hex_hash(raw, "node_args_hash"))
-            args = text_map(raw, "node_args")
+    node_args: dict[NodeKey, ArgMap] = {}
+    for node in body.nodes:
+        key = (node.task_template_version_id, node.node_args_hash)
         keys.append(key)
-        node_args.setdefault(key, args)
+        node_args.setdefault(key, node.node_args)
 
     with transaction(rw_sessions()) as session:
         ids = _find_nodes(session, node_args)
@@ -138,7 +135,7 @@ def bind_nodes() -> ResponseReturnValue:
                 for k in new
                 for name, value in node_args[k].items()
             ])
-    return jsonify({"node_ids": [ids[k] for k in keys]})
+    return NodesAnswer([ids[k] for k in keys])
 
 
 def _find_nodes(session: Any, keys: Iterable[NodeKey], lock: bool = False) -> dict[NodeKey, int]:
@@ -161,45 +158,48 @@ def _find_nodes(session: Any, keys: Iterable[NodeKey], lock: bool = False) -> di
 # --- DAG and edges -----------------------------------------------------------------------------------
 
 
+class DagBody(Struct):
+    dag_hash: Hash
+
+    def __post_init__(self) -> None:
+        self.dag_hash = self.dag_hash.lower()
+
+
+class DagAnswer(Struct):
+    dag_id: int
+    created: Annotated[bool, Meta(description="whether this call made it")]
+
+
 @blueprint.post("/dag")
-@request_schema({"type": "object", "required": ["dag_hash"], "properties": {"dag_hash": HASH_SCHEMA}})
+@accepts(DagBody, answers=DagAnswer)
 @write_route
-def bind_dag() -> ResponseReturnValue:
+def bind_dag(body: DagBody) -> DagAnswer:
     """Get or create a DAG by its hash; ``created`` says whether this call made it."""
-    digest = hex_hash(json_body(), "dag_hash")
+    digest = body.dag_hash
     with transaction(rw_sessions()) as session:
         created = insert_ignore(session, table(Dag), [{"hash": digest}]) == 1
         dag_id = session.execute(latest(select(Dag.id).where(Dag.hash == digest))).scalar_one()
-    return jsonify({"dag_id": dag_id, "created": created})
+    return DagAnswer(dag_id, created)
+
+
+class EdgesBody(Struct):
+    edges: Annotated[list[tuple[Id, Id]], Meta(
+        max_length=MAX_EDGES, description="[upstream_node_id, downstream_node_id] pairs")]
+
+
+class EdgesAnswer(Struct):
+    inserted: Annotated[int, Meta(description="edges new to the DAG")]
 
 
 @blueprint.post("/dag/<int:dag_id>/edges")
-@request_schema({
-    "type": "object",
-    "required": ["edges"],
-    "properties": {"edges": {
-        "type": "array",
-        "maxItems": MAX_EDGES,
-        "items": {"type": "array", "minItems": 2, "maxItems": 2,
-                  "items": {"type": "integer", "minimum": 1},
-                  "description": "[upstream_node_id, downstream_node_id]"},
-    }},
-})
+@accepts(EdgesBody, answers=EdgesAnswer)
 @write_route
-def bind_edges(dag_id: int) -> ResponseReturnValue:
+def bind_edges(body: EdgesBody, dag_id: int) -> EdgesAnswer:
     """Add upstream -> downstream edges to a DAG; edges it already has are skipped (idempotent)."""
-    raw = list_field(json_body(), "edges", list, max_items=MAX_EDGES)
-    pairs: dict[tuple[int, int], None] = {}  # ordered and unique
-    for i, edge in enumerate(raw):
-        if len(edge) != 2:
-            raise InvalidInput(f"edges[{i}] must be [upstream_node_id, downstream_node_id]")
-        up = check_type(edge[0], int, f"edges[{i}][0]")
-        down = check_type(edge[1], int, f"edges[{i}][1]")
-        if not (1 <= up <= ID_MAX and 1 <= down <= ID_MAX):
-            raise InvalidInput(f"edges[{i}] holds an invalid node id")
+    pairs = dict.fromkeys(body.edges)  # ordered and unique
+    for i, (up, down) in enumerate(body.edges):
         if up == down:
             raise InvalidInput(f"edges[{i}]: a node cannot depend on itself")
-        pairs[(up, down)] = None
 
     with transaction(rw_sessions()) as session:
         load(session, Dag, dag_id, "dag")
@@ -219,108 +219,100 @@ def bind_edges(dag_id: int) -> ResponseReturnValue:
             inserted = insert_ignore(session, _edge, [
                 {"dag_id": dag_id, "upstream_node_id": up, "downstream_node_id": down} for up, down in new
             ])
-    return jsonify({"inserted": inserted})
+    return EdgesAnswer(inserted)
 
 
 # --- tasks -------------------------------------------------------------------------------------------
 
-_RESOURCES_SCHEMA = {
-    "type": "object",
-    "required": ["queue", "num_cores", "memory_mb", "runtime_s"],
-    "properties": {
-        "queue": {"type": "string"},
-        "num_cores": {"type": "integer", "minimum": 1},
-        "memory_mb": {"type": "integer", "minimum": 1},
-        "runtime_s": {"type": "integer", "minimum": 1},
-    },
-}
+class Resources(Struct, frozen=True):
+    """What a task asks its queue for (frozen: tasks of a request mostly share one, found by hash)."""
+
+    queue: NonEmptyName
+    num_cores: Positive
+    memory_mb: Positive
+    runtime_s: Positive
+
+    def compute(self) -> ComputeResources:
+        return ComputeResources(self.queue, self.num_cores, self.memory_mb, self.runtime_s)
 
 
-class _TaskSpec:
-    """One validated task of a bind request (slots: thousands are built per request)."""
+class TaskSpec(Struct):
+    node_id: Id
+    task_args_hash: Hash
+    name: Name
+    command: Annotated[Text, Meta(min_length=1)]
+    resources: Resources
+    max_attempts: Annotated[int, Meta(ge=1, le=1000)] = 3
+    task_args: ArgMap = {}
+    task_attributes: ArgMap = {}
+    resource_scales: Annotated[dict[str, Annotated[float, Meta(ge=0, le=100)]], Meta(
+        description="growth after a resource error, e.g. {\"memory\": 0.5} asks x1.5 next time")] = {}
 
-    __slots__ = (
-        "args", "attributes", "command", "max_attempts", "name", "node_id", "requested",
-        "scales", "task_args_hash", "valid",
-    )
+    def __post_init__(self) -> None:
+        self.task_args_hash = self.task_args_hash.lower()
+        check_text(self.command, "command")
+        store_as_text(self.task_args, "task_args")
+        store_as_text(self.task_attributes, "task_attributes")
 
-    def __init__(self, raw: dict[str, Any]) -> None:
-        self.node_id = id_field(raw, "node_id")
-        self.task_args_hash = hex_hash(raw, "task_args_hash")
-        self.name = field(raw, "name", str, max_length=255)
-        self.command = field(raw, "command", str)
-        if not self.command or not fits_text(self.command):
-            raise InvalidInput(f"field 'command' must be 1 to {TEXT_BYTES} bytes")
-        self.max_attempts = field(raw, "max_attempts", int, minimum=1, maximum=1000, default=3)
-        self.args = text_map(raw, "task_args")
-        self.attributes = text_map(raw, "task_attributes")
-        scales = field(raw, "resource_scales", dict, default={})
-        for key, value in scales.items():
-            check_type(value, float, f"field 'resource_scales.{key}'")
-            if not 0 <= value <= 100:
-                raise InvalidInput(f"field 'resource_scales.{key}' must be between 0 and 100")
-        self.scales = json.dumps(scales, sort_keys=True) if scales else "{}"
-        res = field(raw, "resources", dict)
-        with item("resources"):
-            self.requested = ComputeResources(
-                queue=field(res, "queue", str, max_length=255),
-                num_cores=field(res, "num_cores", int, minimum=1, maximum=INT_MAX),
-                memory_mb=field(res, "memory_mb", int, minimum=1, maximum=INT_MAX),
-                runtime_s=field(res, "runtime_s", int, minimum=1, maximum=INT_MAX),
-            )
-        self.valid: ComputeResources = self.requested
+
+class TasksBody(Struct):
+    workflow_run_id: Id
+    tasks: Annotated[list[TaskSpec], Meta(max_length=MAX_TASKS)]
+
+
+class BoundTask(Struct):
+    node_id: int
+    task_id: int
+    status: str
+
+
+Cappable = Literal["num_cores", "memory_mb", "runtime_s"]
+
+
+class CappedResource(Struct):
+    """A task asked its queue for more than the queue's limit allows: it will run with ``capped_to``."""
+
+    node_id: int
+    task_id: int
+    queue: str
+    resource: Cappable
+    requested: int
+    capped_to: int
+
+
+class TasksAnswer(Struct):
+    tasks: Annotated[list[BoundTask], Meta(description="in the request's order")]
+    capped: Annotated[list[CappedResource], Meta(
+        description="each value of a task's request above its queue's limit (empty when none)")]
+
+
+# As asked, and as the queue can run it.
+_Checked = tuple[ComputeResources, ComputeResources]
+_CAPPABLE: tuple[Cappable, ...] = get_args(Cappable)
+
+
+def _scales_text(spec: TaskSpec) -> str:
+    return json.dumps(spec.resource_scales, sort_keys=True) if spec.resource_scales else "{}"
 
 
 @blueprint.post("/workflow/<int:workflow_id>/tasks")
-@request_schema({
-    "type": "object",
-    "required": ["workflow_run_id", "tasks"],
-    "properties": {
-        "workflow_run_id": {"type": "integer", "minimum": 1},
-        "tasks": {
-            "type": "array",
-            "maxItems": MAX_TASKS,
-            "items": {
-                "type": "object",
-                "required": ["node_id", "task_args_hash", "name", "command", "resources"],
-                "properties": {
-                    "node_id": {"type": "integer", "minimum": 1},
-                    "task_args_hash": HASH_SCHEMA,
-                    "name": {"type": "string", "maxLength": 255},
-                    "command": {"type": "string", "minLength": 1},
-                    "max_attempts": {"type": "integer", "minimum": 1, "default": 3},
-                    "task_args": STR_MAP_SCHEMA,
-                    "task_attributes": STR_MAP_SCHEMA,
-                    "resource_scales": {"type": "object",
-                                        "additionalProperties": {"type": "number", "minimum": 0}},
-                    "resources": _RESOURCES_SCHEMA,
-                },
-            },
-        },
-    },
-})
+@accepts(TasksBody, answers=TasksAnswer)
 @write_route
-def bind_tasks(workflow_id: int) -> ResponseReturnValue:
+def bind_tasks(body: TasksBody, workflow_id: int) -> TasksAnswer:
     """Bind tasks of a workflow: create new ones in G, update existing ones, answer ids and statuses.
 
     New tasks get an O (as requested) and a V (capped at the queue's limits) task_resources row. Existing
     tasks keep their id and status; a changed command, name, max_attempts or scale is updated, and a
     request that differs from the task's last O row gets new O and V rows (an unchanged one keeps the
-    task's current, possibly adjusted, resources).
+    task's current, possibly adjusted, resources). ``capped`` lists every value of a request the queue's
+    limits cap, so the client can warn.
     """
-    body = json_body()
-    run_id = id_field(body, "workflow_run_id")
-    items = list_field(body, "tasks", dict, max_items=MAX_TASKS)
-    specs: dict[int, _TaskSpec] = {}
-    i = 0
-    try:  # one try around the loop, not a context per task: this loop runs 10,000 times a request
-        for i, raw in enumerate(items):  # noqa: B007  (i names the failing item below)
-            spec = _TaskSpec(raw)
-            if spec.node_id in specs:
-                raise InvalidInput(f"node {spec.node_id} appears twice in this request")
-            specs[spec.node_id] = spec
-    except InvalidInput as exc:
-        raise InvalidInput(f"tasks[{i}]: {exc.reason}") from None
+    run_id = body.workflow_run_id
+    specs: dict[int, TaskSpec] = {}
+    for i, spec in enumerate(body.tasks):
+        if spec.node_id in specs:
+            raise InvalidInput(f"tasks[{i}]: node {spec.node_id} appears twice in this request")
+        specs[spec.node_id] = spec
 
     with transaction(rw_sessions()) as session:
         load(session, Workflow, workflow_id, "workflow")
@@ -333,40 +325,40 @@ def bind_tasks(workflow_id: int) -> ResponseReturnValue:
             q.name: QueueLimits(q.name, q.max_cores, q.max_memory_mb, q.max_runtime_s)
             for q in session.execute(select(Queue)).scalars()
         }
-        checked: dict[ComputeResources, ComputeResources] = {}  # tasks of a request mostly share one request
+        checked: dict[Resources, _Checked] = {}
         for spec in specs.values():
-            valid = checked.get(spec.requested)
-            if valid is None:
-                queue = limits.get(spec.requested.queue)
+            if spec.resources not in checked:
+                queue = limits.get(spec.resources.queue)
                 if queue is None:
                     raise InvalidInput(
-                        f"task for node {spec.node_id}: unknown queue '{spec.requested.queue}'"
+                        f"task for node {spec.node_id}: unknown queue '{spec.resources.queue}'"
                         f" (known: {', '.join(sorted(limits))})"
                     )
-                valid = checked[spec.requested] = validated(spec.requested, queue)
-            spec.valid = valid
+                requested = spec.resources.compute()
+                checked[spec.resources] = (requested, validated(requested, queue))
         now = db_now(session)
         found = _existing_tasks(session, workflow_id, list(specs))
-        requested = _last_requested(session, [row.id for row in found.values()])
+        last_requested = _last_requested(session, [row.id for row in found.values()])
         ids: dict[int, int] = {}
         status: dict[int, str] = {}
         changed: list[dict[str, Any]] = []
-        needs_resources: list[_TaskSpec] = []
+        needs_resources: list[TaskSpec] = []
         for node_id, row in found.items():
             spec = specs[node_id]
             ids[node_id] = row.id
             status[node_id] = row.status
+            scales = _scales_text(spec)
             if (row.name, row.command, row.max_attempts, row.resource_scales, row.task_args_hash) != (
-                spec.name, spec.command, spec.max_attempts, spec.scales, spec.task_args_hash
+                spec.name, spec.command, spec.max_attempts, scales, spec.task_args_hash
             ):
                 changed.append({
                     "tid": row.id, "name": spec.name, "command": spec.command,
-                    "max_attempts": spec.max_attempts, "resource_scales": spec.scales,
+                    "max_attempts": spec.max_attempts, "resource_scales": scales,
                     "task_args_hash": spec.task_args_hash,
                 })
             # An unchanged request keeps the task's current row, which may be adjusted (A) by earlier
             # resource errors: a resumed workflow does not start again from a request that was too small.
-            if requested.get(row.id) != spec.requested:
+            if last_requested.get(row.id) != checked[spec.resources][0]:
                 needs_resources.append(spec)
 
         new = [specs[n] for n in sorted(specs) if n not in found]  # key order, as for nodes
@@ -375,7 +367,7 @@ def bind_tasks(workflow_id: int) -> ResponseReturnValue:
             inserted = insert_ignore_returning(session, _task, [
                 {
                     "node_id": s.node_id, "task_args_hash": s.task_args_hash, "name": s.name,
-                    "command": s.command, "max_attempts": s.max_attempts, "resource_scales": s.scales,
+                    "command": s.command, "max_attempts": s.max_attempts, "resource_scales": _scales_text(s),
                 }
                 for s in new
             ], _task.c.id, _task.c.node_id, constants={
@@ -392,12 +384,14 @@ def bind_tasks(workflow_id: int) -> ResponseReturnValue:
                     ids[node_id] = row.id
                     status[node_id] = row.status
             insert_ignore(session, _task_arg, [
-                {"task_id": ids[s.node_id], "name": k, "value": v} for s in new for k, v in s.args.items()
+                {"task_id": ids[s.node_id], "name": k, "value": v}
+                for s in new
+                for k, v in s.task_args.items()
             ])
             insert_ignore(session, _task_attr, [
                 {"task_id": ids[s.node_id], "name": k, "value": v}
                 for s in new
-                for k, v in s.attributes.items()
+                for k, v in s.task_attributes.items()
             ])
             needs_resources.extend(new)
 
@@ -413,11 +407,25 @@ def bind_tasks(workflow_id: int) -> ResponseReturnValue:
                 changed,
             )
         if needs_resources:
-            _add_resources(session, [(ids[s.node_id], s.requested, s.valid) for s in needs_resources])
+            _add_resources(session, [(ids[s.node_id], *checked[s.resources]) for s in needs_resources])
 
-    return jsonify({"tasks": [
-        {"node_id": node_id, "task_id": ids[node_id], "status": status[node_id]} for node_id in specs
-    ]})
+    return TasksAnswer(tasks=[BoundTask(node_id, ids[node_id], status[node_id]) for node_id in specs],
+                       capped=_capped(specs, ids, checked))
+
+
+def _capped(specs: dict[int, TaskSpec], ids: dict[int, int],
+            checked: dict[Resources, _Checked]) -> list[CappedResource]:
+    out: list[CappedResource] = []
+    for node_id, spec in specs.items():
+        requested, valid = checked[spec.resources]
+        if requested == valid:
+            continue
+        out += [
+            CappedResource(node_id, ids[node_id], requested.queue, name, getattr(requested, name),
+                           getattr(valid, name))
+            for name in _CAPPABLE if getattr(requested, name) != getattr(valid, name)
+        ]
+    return out
 
 
 def _existing_tasks(

@@ -18,7 +18,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.sql.selectable import GenerativeSelect
 
 from jobmon.server.db import db_now
-from jobmon.server.errors import ApiError, InvalidInput, NotFound
+from jobmon.server.errors import ApiError, NotFound
 from jobmon.server.models import Base, Task, TaskResources
 from jobmon.server.validation import ID_MAX
 
@@ -201,8 +201,8 @@ def write_route(view: Callable[P, T]) -> Callable[P, T]:
 
     Runs the view again when its transaction lost a deadlock or a lock wait: concurrent binds and reports
     touch overlapping rows, and the loser's transaction was rolled back whole, so running the view again
-    from the start is safe. Text the database cannot store (JSON allows lone UTF-16 surrogates, UTF-8
-    does not) is the caller's error, not a 500.
+    from the start is safe. (Text the database cannot store, such as JSON's lone UTF-16 surrogates, never
+    gets this far: the body's decoder refuses it.)
     """
 
     @functools.wraps(view)
@@ -210,8 +210,6 @@ def write_route(view: Callable[P, T]) -> Callable[P, T]:
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 return view(*args, **kwargs)
-            except UnicodeEncodeError:
-                raise InvalidInput("the request holds text that is not valid Unicode") from None
             except OperationalError as exc:
                 if not is_lock_conflict(exc):
                     raise

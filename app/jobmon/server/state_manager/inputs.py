@@ -1,148 +1,86 @@
-"""Request-body checks particular to the State Manager, built on jobmon.server.validation.
+"""Field types shared by the State Manager's request bodies (each route declares its own body next to it).
 
 Ranges match the columns (32-bit INT, 64-bit ids, VARCHAR lengths) so a value the database would reject
-or silently truncate is refused here with a 400 instead.
+or silently truncate is refused with a 400 instead. A TEXT column holds 65,535 bytes, which a type cannot
+say in characters: the Structs holding such text check its bytes in ``__post_init__``.
 """
 
 from __future__ import annotations
 
-import math
-import re
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
+from typing import Annotated
 
-from jobmon.server.errors import InvalidInput
-from jobmon.server.validation import ID_MAX, check_type, field, str_map
+from msgspec import Meta, Struct
+
+from jobmon.server.validation import HEX_HASH, ID_MAX
 
 INT_MAX = 2**31 - 1
 # A report promise longer than this is a bug on the caller's side, not a real job.
 MAX_INCREMENT_S = 30 * 86400
 # TEXT holds 65,535 bytes; a UTF-8 character takes at most 4 of them.
 TEXT_BYTES = 65_535
-_HEX = re.compile(r"[0-9a-f]{1,64}")
 
-HASH_SCHEMA: dict[str, Any] = {"type": "string", "pattern": "^[0-9a-fA-F]{1,64}$"}
-STR_MAP_SCHEMA: dict[str, Any] = {
-    "type": "object", "additionalProperties": {"type": ["string", "number"]}
-}
-
-
-@contextmanager
-def item(where: str) -> Iterator[None]:
-    """Prefix errors found inside one list item with its position, e.g. ``tasks[17]: ...``."""
-    try:
-        yield
-    except InvalidInput as exc:
-        raise InvalidInput(f"{where}: {exc.reason}") from None
-
-
-def id_field(body: dict[str, Any], name: str, *, default: Any = ...) -> int:
-    return field(body, name, int, minimum=1, maximum=ID_MAX, default=default)
-
-
-def int_field(body: dict[str, Any], name: str, *, minimum: int = 0, default: Any = ...) -> int:
-    return field(body, name, int, minimum=minimum, maximum=INT_MAX, default=default)
-
-
-def id_list(body: dict[str, Any], name: str, *, max_items: int) -> list[int]:
-    values = field(body, name, list)
-    if len(values) > max_items:
-        raise InvalidInput(f"field '{name}' has more than {max_items} items")
-    out: list[int] = []
-    for i, value in enumerate(values):
-        v = check_type(value, int, f"field '{name}[{i}]'")
-        if not 1 <= v <= ID_MAX:
-            raise InvalidInput(f"field '{name}[{i}]' is not a valid id")
-        out.append(v)
-    return out
-
-
-def text_field(
-    body: dict[str, Any], name: str, *, max_length: int = 255, default: Any = ..., nonempty: bool = False
-) -> str:
-    value = field(body, name, str, max_length=max_length, default=default)
-    if nonempty and not value:
-        raise InvalidInput(f"field '{name}' must not be empty")
-    return value
-
-
-def hash_field(body: dict[str, Any], name: str) -> str:
-    return text_field(body, name, max_length=64, nonempty=True)
-
-
-def bool_field(body: dict[str, Any], name: str, default: bool) -> bool:
-    return field(body, name, bool, default=default)
-
-
-def increment(body: dict[str, Any]) -> float:
-    """``next_report_increment``: seconds within which the caller promises to report again."""
-    value = field(body, "next_report_increment", float, maximum=MAX_INCREMENT_S)
-    if not value > 0:  # written so that NaN (which Python's JSON parser accepts) fails too
-        raise InvalidInput("field 'next_report_increment' must be greater than 0")
-    return value
-
-
-def executor_id(body: dict[str, Any], *, required: bool) -> str | None:
-    """Grid Engine job ids are numbers, local ones are strings: both are stored as text."""
-    value = body.get("executor_id")
-    if value is None:
-        if required:
-            raise InvalidInput("field 'executor_id' is required")
-        return None
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    if not isinstance(value, str) or not value:
-        raise InvalidInput("field 'executor_id' must be a non-empty string or an integer")
-    if len(value) > 64:
-        raise InvalidInput("field 'executor_id' is longer than 64")
-    return value
-
-
-def usage(body: dict[str, Any]) -> dict[str, Any]:
-    """The usage a worker reports at the end of an attempt; only the fields present are stored."""
-    out: dict[str, Any] = {}
-    if body.get("exit_code") is not None:
-        out["exit_code"] = field(body, "exit_code", int, minimum=-INT_MAX, maximum=INT_MAX)
-    for name in ("wallclock", "cpu"):
-        if body.get(name) is not None:
-            value = field(body, name, float, minimum=0, maximum=1e12)
-            if math.isnan(value):
-                raise InvalidInput(f"field '{name}' must be a number")
-            out[name] = value
-    for name in ("maxrss", "maxpss"):
-        if body.get(name) is not None:
-            out[name] = field(body, name, int, minimum=0, maximum=ID_MAX)
-    return out
-
-
-USAGE_SCHEMA: dict[str, Any] = {
-    "exit_code": {"type": ["integer", "null"]},
-    "wallclock": {"type": ["number", "null"], "minimum": 0, "description": "seconds"},
-    "cpu": {"type": ["number", "null"], "minimum": 0, "description": "CPU seconds"},
-    "maxrss": {"type": ["integer", "null"], "minimum": 0, "description": "bytes"},
-    "maxpss": {"type": ["integer", "null"], "minimum": 0, "description": "bytes"},
-}
-
-
-def hex_hash(body: dict[str, Any], name: str) -> str:
-    """Hashes are hex strings compared case-insensitively (MariaDB's collation would anyway)."""
-    value = field(body, name, str).lower()
-    if not _HEX.fullmatch(value):
-        raise InvalidInput(f"field '{name}' must be a hex string of 1 to 64 digits")
-    return value
+Id = Annotated[int, Meta(ge=1, le=ID_MAX)]
+Count = Annotated[int, Meta(ge=0, le=INT_MAX)]
+Positive = Annotated[int, Meta(ge=1, le=INT_MAX)]
+Hash = Annotated[str, Meta(pattern=HEX_HASH, description="hex, compared case-insensitively")]
+Name = Annotated[str, Meta(max_length=255)]
+NonEmptyName = Annotated[str, Meta(min_length=1, max_length=255)]
+Text = Annotated[str, Meta(max_length=TEXT_BYTES, description=f"at most {TEXT_BYTES} bytes of UTF-8")]
+Increment = Annotated[float, Meta(
+    gt=0, le=MAX_INCREMENT_S,
+    description="seconds until the next report; the deadline is the database's now + this",
+)]
+# Stored as text: numbers and booleans are accepted and stored as Python prints them.
+ArgValue = str | int | float | bool
+ArgMap = dict[Annotated[str, Meta(min_length=1, max_length=255)], ArgValue]
 
 
 def fits_text(value: str) -> bool:
     return len(value) <= TEXT_BYTES // 4 or len(value.encode()) <= TEXT_BYTES
 
 
-def text_map(body: dict[str, Any], name: str) -> dict[str, str]:
-    """A name -> value object whose values fit a TEXT column."""
-    values = str_map(body, name, default={})
+def check_text(value: str, name: str) -> None:
+    if not fits_text(value):
+        raise ValueError(f"field '{name}' is longer than {TEXT_BYTES} bytes")
+
+
+def store_as_text(values: dict[str, ArgValue], name: str) -> None:
+    """A name -> value map made as it is stored, in place: each value text that fits a TEXT column."""
     for key, value in values.items():
-        if not key:
-            raise InvalidInput(f"field '{name}' has an empty name")
-        if not fits_text(value):
-            raise InvalidInput(f"field '{name}.{key}' is longer than {TEXT_BYTES} bytes")
-    return values
+        text = value if isinstance(value, str) else str(value)
+        if not fits_text(text):
+            raise ValueError(f"field '{name}.{key}' is longer than {TEXT_BYTES} bytes")
+        if text is not value:
+            values[key] = text
+
+
+class Usage(Struct, kw_only=True):
+    """What a worker measured of an attempt; only the fields given (and not null) are stored."""
+
+    exit_code: Annotated[int, Meta(ge=-INT_MAX, le=INT_MAX)] | None = None
+    wallclock: Annotated[float, Meta(ge=0, le=1e12, description="seconds")] | None = None
+    cpu: Annotated[float, Meta(ge=0, le=1e12, description="CPU seconds")] | None = None
+    maxrss: Annotated[int, Meta(ge=0, le=ID_MAX, description="bytes")] | None = None
+    maxpss: Annotated[int, Meta(ge=0, le=ID_MAX, description="bytes")] | None = None
+
+    def usage(self) -> dict[str, int | float]:
+        values = {"exit_code": self.exit_code, "wallclock": self.wallclock, "cpu": self.cpu,
+                  "maxrss": self.maxrss, "maxpss": self.maxpss}
+        return {name: value for name, value in values.items() if value is not None}
+
+
+class HeartbeatBody(Struct):
+    """A run's client or an instance's worker is alive and promises to report again within the increment."""
+
+    next_report_increment: Increment
+
+
+class Empty(Struct):
+    """No fields: ``{}`` or an empty body."""
+
+
+class Ignorable(Struct, kw_only=True, omit_defaults=True):
+    """An answer that may say a late or repeated report was ignored (``"ignored": true``; left out
+    otherwise)."""
+
+    ignored: bool = False

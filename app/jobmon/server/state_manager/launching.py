@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Annotated, Any
 
-from flask import jsonify
-from flask.typing import ResponseReturnValue
+from msgspec import Meta, Struct
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -16,7 +15,6 @@ from jobmon.server.context import rw_sessions
 from jobmon.server.db import db_now, transaction
 from jobmon.server.errors import Conflict
 from jobmon.server.models import Queue, Task, TaskInstance, TaskResources, WorkflowRun
-from jobmon.server.openapi import request_schema
 from jobmon.server.state_manager import blueprint
 from jobmon.server.state_manager.common import (
     chunked,
@@ -27,8 +25,8 @@ from jobmon.server.state_manager.common import (
     table,
     write_route,
 )
-from jobmon.server.state_manager.inputs import id_list, text_field
-from jobmon.server.validation import json_body
+from jobmon.server.state_manager.inputs import Id
+from jobmon.server.validation import accepts
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +41,7 @@ _res = table(TaskResources)
 
 QUEUEABLE = (TaskStatus.REGISTERED, TaskStatus.ERROR_RECOVERABLE, TaskStatus.ADJUSTING_RESOURCES)
 
-_IDS_SCHEMA = {"type": "array", "maxItems": MAX_IDS, "items": {"type": "integer", "minimum": 1}}
+TaskIds = Annotated[list[Id], Meta(max_length=MAX_IDS)]
 
 
 def _active_run(session: Session, workflow_run_id: int) -> WorkflowRun:
@@ -54,16 +52,24 @@ def _active_run(session: Session, workflow_run_id: int) -> WorkflowRun:
     return run
 
 
+class QueueBody(Struct):
+    task_ids: TaskIds
+
+
+class QueueAnswer(Struct):
+    queued: Annotated[list[int], Meta(description="the tasks this call queued, in the request's order")]
+
+
 @blueprint.post("/workflow_run/<int:workflow_run_id>/queue")
-@request_schema({"type": "object", "required": ["task_ids"], "properties": {"task_ids": _IDS_SCHEMA}})
+@accepts(QueueBody, answers=QueueAnswer)
 @write_route
-def queue_tasks(workflow_run_id: int) -> ResponseReturnValue:
+def queue_tasks(body: QueueBody, workflow_run_id: int) -> QueueAnswer:
     """Queue tasks of the run's workflow: G/E/A -> Q; others are skipped, not refused.
 
     A task leaving A gets an adjusted (A) task_resources row: memory = max(request, latest measured max
     RSS) x (1 + scale), runtime x (1 + scale), each capped at its queue's limits.
     """
-    task_ids = id_list(json_body(), "task_ids", max_items=MAX_IDS)
+    task_ids = body.task_ids
     queued: set[int] = set()
     with transaction(rw_sessions()) as session:
         run = _active_run(session, workflow_run_id)
@@ -87,7 +93,7 @@ def queue_tasks(workflow_run_id: int) -> ResponseReturnValue:
                 .values(status=TaskStatus.QUEUED.value, status_date=now)
             )
             queued.update(ids)
-    return jsonify({"queued": [i for i in dict.fromkeys(task_ids) if i in queued]})
+    return QueueAnswer([i for i in dict.fromkeys(task_ids) if i in queued])
 
 
 def _adjust_resources(session: Session, rows: list[Any]) -> None:
@@ -132,26 +138,39 @@ def _adjust_resources(session: Session, rows: list[Any]) -> None:
     insert_resources(session, new_rows, "A")
 
 
+class InstantiateBody(Struct):
+    task_ids: TaskIds
+    executor_type: Annotated[str, Meta(min_length=1, max_length=64)]
+
+
+class Instance(Struct):
+    """What the executor needs to launch one instance."""
+
+    task_instance_id: int
+    task_id: int
+    name: str
+    command: str
+    queue: str | None
+    num_cores: int | None
+    memory_mb: int | None
+    runtime_s: int | None
+
+
+class InstantiateAnswer(Struct):
+    task_instances: Annotated[list[Instance], Meta(description="in the request's order")]
+
+
 @blueprint.post("/workflow_run/<int:workflow_run_id>/instantiate")
-@request_schema({
-    "type": "object",
-    "required": ["task_ids", "executor_type"],
-    "properties": {
-        "task_ids": _IDS_SCHEMA,
-        "executor_type": {"type": "string", "minLength": 1, "maxLength": 64},
-    },
-})
+@accepts(InstantiateBody, answers=InstantiateAnswer)
 @write_route
-def instantiate_tasks(workflow_run_id: int) -> ResponseReturnValue:
+def instantiate_tasks(body: InstantiateBody, workflow_run_id: int) -> InstantiateAnswer:
     """Create one task instance (status I) per queued task: Q -> I, attempts + 1; others are skipped.
 
     Answers what the executor needs to launch each instance: its id, the task's name and command, and the
     resources to request.
     """
-    body = json_body()
-    task_ids = id_list(body, "task_ids", max_items=MAX_IDS)
-    executor_type = text_field(body, "executor_type", max_length=64, nonempty=True)
-    out: dict[int, dict[str, Any]] = {}
+    task_ids, executor_type = body.task_ids, body.executor_type
+    out: dict[int, Instance] = {}
     with transaction(rw_sessions()) as session:
         run = _active_run(session, workflow_run_id)
         now = db_now(session)
@@ -190,9 +209,6 @@ def instantiate_tasks(workflow_run_id: int) -> ResponseReturnValue:
                        _ti.c.status == TaskInstanceStatus.INSTANTIATED)
                 .order_by(_ti.c.id)
             ):
-                out[row.task_id] = {
-                    "task_instance_id": row.id, "task_id": row.task_id, "name": row.name,
-                    "command": row.command, "queue": row.queue, "num_cores": row.num_cores,
-                    "memory_mb": row.memory_mb, "runtime_s": row.runtime_s,
-                }
-    return jsonify({"task_instances": [out[i] for i in dict.fromkeys(task_ids) if i in out]})
+                out[row.task_id] = Instance(row.id, row.task_id, row.name, row.command, row.queue,
+                                            row.num_cores, row.memory_mb, row.runtime_s)
+    return InstantiateAnswer([out[i] for i in dict.fromkeys(task_ids) if i in out])

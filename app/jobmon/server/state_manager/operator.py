@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from flask import jsonify
-from flask.typing import ResponseReturnValue
+from msgspec import Meta, Struct
 from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
@@ -15,11 +14,10 @@ from jobmon.server.context import rw_sessions
 from jobmon.server.db import db_now, transaction
 from jobmon.server.errors import Conflict, NotFound
 from jobmon.server.models import Edge, Task, Workflow, WorkflowRun
-from jobmon.server.openapi import request_schema
 from jobmon.server.state_manager import blueprint
 from jobmon.server.state_manager.common import chunked, load, table, write_route
-from jobmon.server.state_manager.inputs import id_list, int_field
-from jobmon.server.validation import field, json_body
+from jobmon.server.state_manager.inputs import Count, Empty, Id
+from jobmon.server.validation import accepts
 
 MAX_IDS = 100_000
 
@@ -27,21 +25,25 @@ _task = table(Task)
 _edge = table(Edge)
 
 
+class ConcurrencyBody(Struct):
+    limit: Annotated[Count, Meta(description="0 pauses launching; running tasks go on")]
+
+
+class ConcurrencyAnswer(Struct):
+    workflow_id: int
+    max_concurrently_running: int
+
+
 @blueprint.put("/workflow/<int:workflow_id>/max_concurrently_running")
-@request_schema({
-    "type": "object",
-    "required": ["limit"],
-    "properties": {"limit": {"type": "integer", "minimum": 0,
-                             "description": "0 pauses launching; running tasks go on"}},
-})
+@accepts(ConcurrencyBody, answers=ConcurrencyAnswer)
 @write_route
-def set_concurrency(workflow_id: int) -> ResponseReturnValue:
+def set_concurrency(body: ConcurrencyBody, workflow_id: int) -> ConcurrencyAnswer:
     """Set how many of a workflow's tasks may be queued or running at once (read by its client)."""
-    limit = int_field(json_body(), "limit")
+    limit = body.limit
     with transaction(rw_sessions()) as session:
         workflow = load(session, Workflow, workflow_id, "workflow", lock=True)
         workflow.max_concurrently_running = limit
-    return jsonify({"workflow_id": workflow_id, "max_concurrently_running": limit})
+    return ConcurrencyAnswer(workflow_id, limit)
 
 
 def _inactive_workflow(session: Session, workflow_id: int) -> Workflow:
@@ -57,12 +59,16 @@ def _inactive_workflow(session: Session, workflow_id: int) -> Workflow:
     return workflow
 
 
+class ResetAnswer(Struct):
+    workflow_id: int
+    status: WorkflowStatus
+
+
 @blueprint.post("/workflow/<int:workflow_id>/reset")
-@request_schema({"type": "object", "properties": {}})
+@accepts(Empty, answers=ResetAnswer)
 @write_route
-def reset_workflow(workflow_id: int) -> ResponseReturnValue:
+def reset_workflow(_: Empty, workflow_id: int) -> ResetAnswer:
     """Reset a workflow with no active run: every task (done ones too) -> G, the workflow -> G."""
-    json_body()
     with transaction(rw_sessions()) as session:
         workflow = _inactive_workflow(session, workflow_id)
         now = db_now(session)
@@ -72,28 +78,28 @@ def reset_workflow(workflow_id: int) -> ResponseReturnValue:
         )
         workflow.status = WorkflowStatus.REGISTERED.value
         workflow.status_date = now
-    return jsonify({"workflow_id": workflow_id, "status": WorkflowStatus.REGISTERED.value})
+    return ResetAnswer(workflow_id, WorkflowStatus.REGISTERED)
+
+
+class TaskStatusesBody(Struct):
+    task_ids: Annotated[list[Id], Meta(max_length=MAX_IDS)]
+    status: Literal["D", "G"]
+
+
+class TaskStatusesAnswer(Struct):
+    updated: Annotated[int, Meta(description="tasks whose status changed")]
 
 
 @blueprint.put("/workflow/<int:workflow_id>/task_statuses")
-@request_schema({
-    "type": "object",
-    "required": ["task_ids", "status"],
-    "properties": {
-        "task_ids": {"type": "array", "maxItems": MAX_IDS, "items": {"type": "integer", "minimum": 1}},
-        "status": {"type": "string", "enum": ["D", "G"]},
-    },
-})
+@accepts(TaskStatusesBody, answers=TaskStatusesAnswer)
 @write_route
-def set_task_statuses(workflow_id: int) -> ResponseReturnValue:
+def set_task_statuses(body: TaskStatusesBody, workflow_id: int) -> TaskStatusesAnswer:
     """Set tasks of a workflow with no active run to D or G; G also resets every task downstream of them.
 
     Answers how many tasks changed. Setting G on a done workflow puts the workflow back to G so that it
     can run again.
     """
-    body = json_body()
-    task_ids = id_list(body, "task_ids", max_items=MAX_IDS)
-    status = TaskStatus(field(body, "status", str, choices={"D", "G"}))
+    task_ids, status = body.task_ids, TaskStatus(body.status)
     with transaction(rw_sessions()) as session:
         workflow = _inactive_workflow(session, workflow_id)
         now = db_now(session)
@@ -106,7 +112,7 @@ def set_task_statuses(workflow_id: int) -> ResponseReturnValue:
             if updated and workflow.status != WorkflowStatus.REGISTERED:
                 workflow.status = WorkflowStatus.REGISTERED.value
                 workflow.status_date = now
-    return jsonify({"updated": updated})
+    return TaskStatusesAnswer(updated)
 
 
 def _nodes_of(session: Session, workflow_id: int, task_ids: list[int]) -> set[int]:

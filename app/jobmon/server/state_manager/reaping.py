@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from flask import jsonify
-from flask.typing import ResponseReturnValue
+from msgspec import Meta, Struct
 from sqlalchemy import and_, exists, func, select, update
 from sqlalchemy.orm import Session
 
@@ -22,18 +21,18 @@ from jobmon.core.states import (
     TASK_INSTANCE_ACTIVE_STATES,
     WORKFLOW_TRANSITIONS,
     TaskInstanceStatus,
+    TaskStatus,
     WorkflowRunStatus,
     WorkflowStatus,
 )
 from jobmon.server.context import rw_sessions
 from jobmon.server.db import db_now, transaction
 from jobmon.server.models import TaskInstance, TaskInstanceErrorLog, Workflow, WorkflowRun
-from jobmon.server.openapi import request_schema
 from jobmon.server.state_manager import blueprint
 from jobmon.server.state_manager.common import load, write_route
-from jobmon.server.state_manager.inputs import id_list
+from jobmon.server.state_manager.inputs import Id
 from jobmon.server.state_manager.transitions import end_attempt
-from jobmon.server.validation import field, json_body
+from jobmon.server.validation import accepts
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +44,59 @@ TI = TaskInstanceStatus
 MAX_IDS = 1000
 _ACTIVE_TI = [s.value for s in TASK_INSTANCE_ACTIVE_STATES]
 
-_IDS_SCHEMA = {"type": "array", "maxItems": MAX_IDS, "items": {"type": "integer", "minimum": 1}}
-_THRESHOLD_SCHEMA = {"type": "number", "minimum": 0,
-                     "description": "seconds past the deadline (database clock) before the move applies"}
+Ids = Annotated[list[Id], Meta(max_length=MAX_IDS)]
+Threshold = Annotated[float, Meta(
+    ge=0, le=365 * 86400,
+    description="seconds past the deadline (database clock) before the move applies",
+)]
+
+
+class RunsBody(Struct):
+    workflow_run_ids: Ids
+
+
+class LateRunsBody(RunsBody):
+    threshold: Threshold = 0.0
+
+
+class InstancesBody(Struct):
+    task_instance_ids: Ids
+    threshold: Threshold = 0.0
+
+
+class RunMove(Struct):
+    """A run this call moved, and its workflow when the workflow followed (else null)."""
+
+    workflow_id: int
+    workflow_name: str
+    workflow_run_id: int
+    user: str
+    old_status: WorkflowRunStatus
+    new_status: WorkflowRunStatus
+    workflow_old_status: WorkflowStatus
+    workflow_new_status: WorkflowStatus | None
+
+
+class InstanceMove(Struct):
+    """An instance this call moved to U, and its task's status after it."""
+
+    task_instance_id: int
+    task_id: int
+    workflow_run_id: int
+    workflow_id: int
+    workflow_name: str
+    user: str
+    old_status: TaskInstanceStatus
+    new_status: TaskInstanceStatus
+    task_status: TaskStatus
+
+
+class RunMoves(Struct):
+    moved: list[RunMove]
+
+
+class InstanceMoves(Struct):
+    moved: list[InstanceMove]
 
 
 def _rowcount(result: Any) -> int:
@@ -56,14 +105,10 @@ def _rowcount(result: Any) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def _threshold(body: dict[str, Any], name: str = "threshold") -> float:
-    return field(body, name, float, minimum=0.0, maximum=365 * 86400.0, default=0.0)
-
-
 def _run_mover(
     session: Session, run_id: int, expected: tuple[WorkflowRunStatus, ...], new: WorkflowRunStatus,
     now: datetime, *condition: Any,
-) -> dict[str, Any] | None:
+) -> RunMove | None:
     """Move one run if it is still in an expected state and the extra condition holds; answers the move
     (with the workflow's, if the workflow followed) or None when nothing matched."""
     old = session.execute(
@@ -85,28 +130,18 @@ def _run_mover(
     name, wf_old = session.execute(
         select(Workflow.name, Workflow.status).where(Workflow.id == run.workflow_id)
     ).one()
-    return {
-        "workflow_id": run.workflow_id,
-        "workflow_name": name,
-        "workflow_run_id": run_id,
-        "user": run.user,
-        "old_status": old,
-        "new_status": new.value,
-        "workflow_old_status": wf_old,
-        "workflow_new_status": None,
-    }
+    return RunMove(run.workflow_id, name, run_id, run.user, WFR(old), new, WF(wf_old), None)
 
 
-def _workflow_follows(session: Session, move: dict[str, Any], target: WorkflowStatus,
-                      now: datetime) -> None:
+def _workflow_follows(session: Session, move: RunMove, target: WorkflowStatus, now: datetime) -> None:
     """The workflow follows the run to ``target`` when this run is its newest and the workflow's table
     allows the move; conditional on the status just read, like the run's own move."""
-    workflow_id = move["workflow_id"]
+    workflow_id = move.workflow_id
     newest = session.execute(
         select(func.max(WorkflowRun.id)).where(WorkflowRun.workflow_id == workflow_id)
     ).scalar_one()
-    current = WF(move["workflow_old_status"])
-    if newest != move["workflow_run_id"] or target not in WORKFLOW_TRANSITIONS[current]:
+    current = move.workflow_old_status
+    if newest != move.workflow_run_id or target not in WORKFLOW_TRANSITIONS[current]:
         return
     moved = _rowcount(session.execute(
         update(Workflow)
@@ -115,14 +150,14 @@ def _workflow_follows(session: Session, move: dict[str, Any], target: WorkflowSt
         .execution_options(synchronize_session=False)
     ))
     if moved == 1:
-        move["workflow_new_status"] = target.value
+        move.workflow_new_status = target
 
 
 def _move_runs(
     run_ids: list[int], expected: tuple[WorkflowRunStatus, ...], new: WorkflowRunStatus,
     workflow_target: WorkflowStatus, condition: Any,
-) -> list[dict[str, Any]]:
-    moves: list[dict[str, Any]] = []
+) -> RunMoves:
+    moves: list[RunMove] = []
     with transaction(rw_sessions()) as session:
         now = db_now(session)
         for run_id in sorted(set(run_ids)):
@@ -131,48 +166,35 @@ def _move_runs(
                 continue
             _workflow_follows(session, move, workflow_target, now)
             log.info("reaper: workflow run %s of workflow %s %s -> %s (workflow %s -> %s)", run_id,
-                     move["workflow_id"], move["old_status"], move["new_status"],
-                     move["workflow_old_status"], move["workflow_new_status"])
+                     move.workflow_id, move.old_status.value, move.new_status.value,
+                     move.workflow_old_status.value,
+                     move.workflow_new_status.value if move.workflow_new_status else None)
             moves.append(move)
-    return moves
+    return RunMoves(moves)
 
 
 @blueprint.post("/reaper/lost_runs")
-@request_schema({
-    "type": "object",
-    "required": ["workflow_run_ids"],
-    "properties": {"workflow_run_ids": _IDS_SCHEMA, "threshold": _THRESHOLD_SCHEMA},
-})
+@accepts(LateRunsBody, answers=RunMoves)
 @write_route
-def reap_lost_runs() -> ResponseReturnValue:
+def reap_lost_runs(body: LateRunsBody) -> RunMoves:
     """Runs in R whose heartbeat deadline passed more than ``threshold`` seconds ago -> E, their workflow
     -> F. Answers ``{"moved": [...]}``: only the runs this call moved."""
-    body = json_body()
-    ids = id_list(body, "workflow_run_ids", max_items=MAX_IDS)
-    grace = timedelta(seconds=_threshold(body))
-    moves = _move_runs(ids, (WFR.RUNNING,), WFR.ERROR, WF.FAILED,
-                       lambda now: (WorkflowRun.heartbeat_date < now - grace,))
-    return jsonify({"moved": moves})
+    grace = timedelta(seconds=body.threshold)
+    return _move_runs(body.workflow_run_ids, (WFR.RUNNING,), WFR.ERROR, WF.FAILED,
+                      lambda now: (WorkflowRun.heartbeat_date < now - grace,))
 
 
 @blueprint.post("/reaper/stuck_runs")
-@request_schema({
-    "type": "object",
-    "required": ["workflow_run_ids"],
-    "properties": {"workflow_run_ids": _IDS_SCHEMA, "threshold": _THRESHOLD_SCHEMA},
-})
+@accepts(LateRunsBody, answers=RunMoves)
 @write_route
-def reap_stuck_runs() -> ResponseReturnValue:
+def reap_stuck_runs(body: LateRunsBody) -> RunMoves:
     """Runs in G or B that have neither changed status nor heartbeated for ``threshold`` seconds -> A,
     their workflow -> A."""
-    body = json_body()
-    ids = id_list(body, "workflow_run_ids", max_items=MAX_IDS)
-    age = timedelta(seconds=_threshold(body))
-    moves = _move_runs(
-        ids, (WFR.REGISTERED, WFR.BOUND), WFR.ABORTED, WF.ABORTED,
+    age = timedelta(seconds=body.threshold)
+    return _move_runs(
+        body.workflow_run_ids, (WFR.REGISTERED, WFR.BOUND), WFR.ABORTED, WF.ABORTED,
         lambda now: (WorkflowRun.status_date < now - age, WorkflowRun.heartbeat_date < now - age),
     )
-    return jsonify({"moved": moves})
 
 
 def _no_live_instance() -> Any:
@@ -181,39 +203,27 @@ def _no_live_instance() -> Any:
 
 
 @blueprint.post("/reaper/resumed_runs")
-@request_schema({
-    "type": "object",
-    "required": ["workflow_run_ids"],
-    "properties": {"workflow_run_ids": _IDS_SCHEMA},
-})
+@accepts(RunsBody, answers=RunMoves)
 @write_route
-def reap_resumed_runs() -> ResponseReturnValue:
+def reap_resumed_runs(body: RunsBody) -> RunMoves:
     """Resumed runs (C/H) none of whose instances is still live (I/B/R) -> T; the workflow -> S only when
     the run is still its newest (a resume normally made a newer run, which then owns the workflow)."""
-    ids = id_list(json_body(), "workflow_run_ids", max_items=MAX_IDS)
-    moves = _move_runs(ids, (WFR.COLD_RESUME, WFR.HOT_RESUME), WFR.TERMINATED, WF.SUSPENDED,
-                       lambda _now: (_no_live_instance(),))
-    return jsonify({"moved": moves})
+    return _move_runs(body.workflow_run_ids, (WFR.COLD_RESUME, WFR.HOT_RESUME), WFR.TERMINATED,
+                      WF.SUSPENDED, lambda _now: (_no_live_instance(),))
 
 
 @blueprint.post("/reaper/overdue_instances")
-@request_schema({
-    "type": "object",
-    "required": ["task_instance_ids"],
-    "properties": {"task_instance_ids": _IDS_SCHEMA, "threshold": _THRESHOLD_SCHEMA},
-})
+@accepts(InstancesBody, answers=InstanceMoves)
 @write_route
-def reap_overdue_instances() -> ResponseReturnValue:
+def reap_overdue_instances(body: InstancesBody) -> InstanceMoves:
     """Instances in I/B/R whose report-by deadline passed more than ``threshold`` seconds ago -> U (lost:
     no word from the worker or the executor), with an error-log row; the task -> E, or F when its attempts
     are used up (``states.task_status_after_error``), so the client queues it again."""
-    body = json_body()
-    ids = id_list(body, "task_instance_ids", max_items=MAX_IDS)
-    grace = timedelta(seconds=_threshold(body))
-    moves: list[dict[str, Any]] = []
+    grace = timedelta(seconds=body.threshold)
+    moves: list[InstanceMove] = []
     with transaction(rw_sessions()) as session:
         now = db_now(session)
-        for ti_id in sorted(set(ids)):
+        for ti_id in sorted(set(body.task_instance_ids)):
             old = session.execute(
                 select(TaskInstance.status).where(TaskInstance.id == ti_id)
             ).scalar_one_or_none()
@@ -239,10 +249,6 @@ def reap_overdue_instances() -> ResponseReturnValue:
                 .join(Workflow, Workflow.id == WorkflowRun.workflow_id)
                 .where(WorkflowRun.id == ti.workflow_run_id)
             ).one()
-            moves.append({
-                "task_instance_id": ti_id, "task_id": ti.task_id,
-                "workflow_run_id": ti.workflow_run_id, "workflow_id": run.workflow_id,
-                "workflow_name": run.name, "user": run.user,
-                "old_status": old, "new_status": TI.UNKNOWN_ERROR.value, "task_status": task_status,
-            })
-    return jsonify({"moved": moves})
+            moves.append(InstanceMove(ti_id, ti.task_id, ti.workflow_run_id, run.workflow_id, run.name,
+                                      run.user, TI(old), TI.UNKNOWN_ERROR, TaskStatus(task_status)))
+    return InstanceMoves(moves)

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Literal, get_args
 
-from flask import jsonify
-from flask.typing import ResponseReturnValue
+from msgspec import UNSET, Meta, Struct, UnsetType
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -30,33 +29,55 @@ from jobmon.server.context import rw_sessions
 from jobmon.server.db import db_deadline, db_now, transaction
 from jobmon.server.errors import Conflict, NotFound
 from jobmon.server.models import Task, TaskInstance, TaskInstanceErrorLog, WorkflowRun
-from jobmon.server.openapi import request_schema
 from jobmon.server.state_manager import blueprint
 from jobmon.server.state_manager.common import deadline, load, table, write_route
 from jobmon.server.state_manager.inputs import (
     TEXT_BYTES,
-    USAGE_SCHEMA,
-    executor_id,
+    Count,
+    HeartbeatBody,
+    Ignorable,
+    Increment,
+    Name,
+    Usage,
     fits_text,
-    increment,
-    int_field,
-    text_field,
-    usage,
 )
 from jobmon.server.state_manager.transitions import end_attempt, move_task
-from jobmon.server.validation import ID_MAX, field, json_body
+from jobmon.server.validation import ID_MAX, accepts
 
 log = logging.getLogger(__name__)
 
 TI = TaskInstanceStatus
-ERROR_REPORTS = (TI.ERROR, TI.UNKNOWN_ERROR, TI.RESOURCE_ERROR, TI.KILL_SELF)
-
-_INCREMENT = {"type": "number", "exclusiveMinimum": 0,
-              "description": "seconds until the next report; the deadline is DB now + this"}
-
+ErrorStatus = Literal["E", "U", "Z", "K"]
+ERROR_REPORTS = tuple(TI(letter) for letter in get_args(ErrorStatus))
+# Grid Engine job ids are numbers, local ones are strings: both are stored as text.
+ExecutorId = Annotated[str, Meta(min_length=1, max_length=64)] | Annotated[int, Meta(ge=-ID_MAX, le=ID_MAX)]
+# Where the batch system writes the job's output.
+OutputPath = Annotated[str, Meta(max_length=4096)]
 
 _ti = table(TaskInstance)
 _run = table(WorkflowRun)
+
+
+class Reported(Ignorable, kw_only=True):
+    """The instance's status after the report."""
+
+    status: TI
+
+
+class ReportedWithTask(Reported, kw_only=True):
+    task_status: Annotated[TaskStatus, Meta(description="the task's status after the report")]
+
+
+class Instructions(Reported, kw_only=True):
+    """What the worker does next: stop (``kill_self``), or run ``command``."""
+
+    kill_self: bool
+    command: str | UnsetType = UNSET
+
+
+def _job_id(value: str | int | None) -> str | None:
+    return str(value) if isinstance(value, int) else value
+
 
 def _load(session: Session, task_instance_id: int) -> TaskInstance:
     return load(session, TaskInstance, task_instance_id, "task instance", lock=True)
@@ -75,10 +96,6 @@ def _verdict(ti: TaskInstance, new: TaskInstanceStatus) -> Verdict:
     if verdict == Verdict.IGNORE:
         log.info("task instance %s: late report %s -> %s ignored", ti.id, current.value, new.value)
     return verdict
-
-
-def _ignored(ti: TaskInstance, **extra: Any) -> ResponseReturnValue:
-    return jsonify({"status": ti.status, **extra, "ignored": True})
 
 
 def _tail(text: str) -> str:
@@ -101,124 +118,108 @@ def _cold_resumed(session: Session, ti: TaskInstance, now: datetime) -> None:
         ti.status_date = now
 
 
+def _ignored_with_task(session: Session, ti: TaskInstance) -> ReportedWithTask:
+    task_status = session.execute(select(Task.status).where(Task.id == ti.task_id)).scalar_one()
+    return ReportedWithTask(status=TI(ti.status), task_status=TaskStatus(task_status), ignored=True)
+
+
 def _log_error(session: Session, ti: TaskInstance, description: str, now: datetime) -> None:
     session.add(TaskInstanceErrorLog(task_instance_id=ti.id, error_time=now, description=_tail(description)))
 
 
+class SubmittedBody(Struct):
+    executor_id: ExecutorId
+    next_report_increment: Increment
+    stdout: OutputPath | None = None
+    stderr: OutputPath | None = None
+
+
 @blueprint.post("/task_instance/<int:task_instance_id>/submitted")
-@request_schema({
-    "type": "object",
-    "required": ["executor_id", "next_report_increment"],
-    "properties": {
-        "executor_id": {"type": ["string", "integer"]},
-        "next_report_increment": _INCREMENT,
-        "stdout": {"type": "string", "description": "where the job's stdout goes"},
-        "stderr": {"type": "string", "description": "where the job's stderr goes"},
-    },
-})
+@accepts(SubmittedBody, answers=Reported)
 @write_route
-def instance_submitted(task_instance_id: int) -> ResponseReturnValue:
+def instance_submitted(body: SubmittedBody, task_instance_id: int) -> Reported:
     """The executor submitted the instance to its batch system: I -> B, with the executor's job id."""
-    body = json_body()
-    job_id = executor_id(body, required=True)
-    seconds = increment(body)
-    stdout = text_field(body, "stdout", max_length=4096, default=None)
-    stderr = text_field(body, "stderr", max_length=4096, default=None)
     with transaction(rw_sessions()) as session:
         ti = _load(session, task_instance_id)
         if _verdict(ti, TI.SUBMITTED_TO_BATCH_EXECUTOR) == Verdict.IGNORE:
-            return _ignored(ti)
+            return Reported(status=TI(ti.status), ignored=True)
         now = db_now(session)
         ti.status = TI.SUBMITTED_TO_BATCH_EXECUTOR.value
         ti.status_date = now
         ti.submitted_date = now
-        ti.executor_id = job_id
-        ti.report_by_date = deadline(session, seconds, now)
-        if stdout is not None:
-            ti.stdout = stdout
-        if stderr is not None:
-            ti.stderr = stderr
-        status = ti.status
-    return jsonify({"status": status})
+        ti.executor_id = _job_id(body.executor_id)
+        ti.report_by_date = deadline(session, body.next_report_increment, now)
+        if body.stdout is not None:
+            ti.stdout = body.stdout
+        if body.stderr is not None:
+            ti.stderr = body.stderr
+    return Reported(status=TI.SUBMITTED_TO_BATCH_EXECUTOR)
+
+
+class NoExecutorIdBody(Struct):
+    description: str = "the executor returned no job id"
 
 
 @blueprint.post("/task_instance/<int:task_instance_id>/no_executor_id")
-@request_schema({
-    "type": "object",
-    "properties": {"description": {"type": "string"}},
-})
+@accepts(NoExecutorIdBody, answers=ReportedWithTask)
 @write_route
-def instance_no_executor_id(task_instance_id: int) -> ResponseReturnValue:
+def instance_no_executor_id(body: NoExecutorIdBody, task_instance_id: int) -> ReportedWithTask:
     """The executor could not submit the instance: I -> W, and the task -> E (or F when out of attempts)."""
-    description = field(json_body(), "description", str, default="the executor returned no job id")
     with transaction(rw_sessions()) as session:
         ti = _load(session, task_instance_id)
         if _verdict(ti, TI.NO_EXECUTOR_ID) == Verdict.IGNORE:
-            task_status = session.execute(select(Task.status).where(Task.id == ti.task_id)).scalar_one()
-            return _ignored(ti, task_status=task_status)
+            return _ignored_with_task(session, ti)
         now = db_now(session)
         ti.status = TI.NO_EXECUTOR_ID.value
         ti.status_date = now
-        _log_error(session, ti, description, now)
+        _log_error(session, ti, body.description, now)
         task_status = end_attempt(session, ti, now, resource_error=False)
-        status = ti.status
-    return jsonify({"status": status, "task_status": task_status})
+    return ReportedWithTask(status=TI.NO_EXECUTOR_ID, task_status=TaskStatus(task_status))
+
+
+class RunningBody(Struct):
+    next_report_increment: Increment
+    node_name: Name | None = None
+    process_group_id: Count | None = None
+    executor_id: ExecutorId | None = None
 
 
 @blueprint.post("/task_instance/<int:task_instance_id>/running")
-@request_schema({
-    "type": "object",
-    "required": ["next_report_increment"],
-    "properties": {
-        "node_name": {"type": "string", "maxLength": 255},
-        "process_group_id": {"type": "integer"},
-        "next_report_increment": _INCREMENT,
-        "executor_id": {"type": ["string", "integer"]},
-    },
-})
+@accepts(RunningBody, answers=Instructions)
 @write_route
-def instance_running(task_instance_id: int) -> ResponseReturnValue:
+def instance_running(body: RunningBody, task_instance_id: int) -> Instructions:
     """The worker started: I/B -> R and the task -> R; answers the task's command to run. An instance that
     should no longer run (W/U/Z/K, or its run was cold-resumed) is answered ``kill_self: true``."""
-    body = json_body()
-    node_name = text_field(body, "node_name", default=None)
-    pgid = int_field(body, "process_group_id", default=None)
-    seconds = increment(body)
-    job_id = executor_id(body, required=False)
+    job_id = _job_id(body.executor_id)
     with transaction(rw_sessions()) as session:
         ti = _load(session, task_instance_id)
         now = db_now(session)
         _cold_resumed(session, ti, now)
         if ti.status in TASK_INSTANCE_SHOULD_DIE:
-            return jsonify({"status": ti.status, "kill_self": True})
+            return Instructions(status=TI(ti.status), kill_self=True)
         if _verdict(ti, TI.RUNNING) == Verdict.IGNORE:
             # A repeated report (its answer was lost): the worker still needs its command.
             command = session.execute(select(Task.command).where(Task.id == ti.task_id)).scalar_one()
-            return _ignored(ti, kill_self=False, command=command)
+            return Instructions(status=TI(ti.status), kill_self=False, command=command, ignored=True)
         ti.status = TI.RUNNING.value
         ti.status_date = now
-        ti.report_by_date = deadline(session, seconds, now)
-        if node_name is not None:
-            ti.node_name = node_name
-        if pgid is not None:
-            ti.process_group_id = pgid
+        ti.report_by_date = deadline(session, body.next_report_increment, now)
+        if body.node_name is not None:
+            ti.node_name = body.node_name
+        if body.process_group_id is not None:
+            ti.process_group_id = body.process_group_id
         if job_id is not None and ti.executor_id is None:
             ti.executor_id = job_id
         command = move_task(session, ti, TaskStatus.INSTANTIATED, TaskStatus.RUNNING, now).command
-        status = ti.status
-    return jsonify({"status": status, "kill_self": False, "command": command})
+    return Instructions(status=TI.RUNNING, kill_self=False, command=command)
 
 
 @blueprint.post("/task_instance/<int:task_instance_id>/heartbeat")
-@request_schema({
-    "type": "object",
-    "required": ["next_report_increment"],
-    "properties": {"next_report_increment": _INCREMENT},
-})
+@accepts(HeartbeatBody, answers=Instructions)
 @write_route
-def instance_heartbeat(task_instance_id: int) -> ResponseReturnValue:
+def instance_heartbeat(body: HeartbeatBody, task_instance_id: int) -> Instructions:
     """The worker is alive: extends the instance's deadline; ``kill_self`` tells it to stop."""
-    seconds = increment(json_body())
+    seconds = body.next_report_increment
     with transaction(rw_sessions()) as session:
         if task_instance_id > ID_MAX:
             raise NotFound(f"task instance {task_instance_id} not found")
@@ -240,67 +241,57 @@ def instance_heartbeat(task_instance_id: int) -> ResponseReturnValue:
                 .values(report_by_date=db_deadline(session, seconds))
             ).rowcount
             if moved == 1:
-                return jsonify({"status": seen[0], "kill_self": False})
+                return Instructions(status=TI(seen[0]), kill_self=False)
     with transaction(rw_sessions()) as session:
         ti = _load(session, task_instance_id)
         now = db_now(session)
         _cold_resumed(session, ti, now)
         if ti.status in TASK_INSTANCE_ACTIVE_STATES:
             ti.report_by_date = deadline(session, seconds, now)
-        status = ti.status
-    return jsonify({"status": status, "kill_self": status in TASK_INSTANCE_SHOULD_DIE})
+        status = TI(ti.status)
+    return Instructions(status=status, kill_self=status in TASK_INSTANCE_SHOULD_DIE)
 
 
 @blueprint.post("/task_instance/<int:task_instance_id>/done")
-@request_schema({"type": "object", "properties": USAGE_SCHEMA})
+@accepts(Usage, answers=Reported)
 @write_route
-def instance_done(task_instance_id: int) -> ResponseReturnValue:
+def instance_done(body: Usage, task_instance_id: int) -> Reported:
     """The command succeeded: R -> D with its usage, and the task -> D."""
-    values = usage(json_body())
     with transaction(rw_sessions()) as session:
         ti = _load(session, task_instance_id)
         if _verdict(ti, TI.DONE) == Verdict.IGNORE:
-            return _ignored(ti)
+            return Reported(status=TI(ti.status), ignored=True)
         now = db_now(session)
-        for name, value in values.items():
+        for name, value in body.usage().items():
             setattr(ti, name, value)
         ti.status = TI.DONE.value
         ti.status_date = now
         move_task(session, ti, TaskStatus.RUNNING, TaskStatus.DONE, now)
-        status = ti.status
-    return jsonify({"status": status})
+    return Reported(status=TI.DONE)
+
+
+class ErrorBody(Usage, kw_only=True):
+    status: ErrorStatus
+    description: Annotated[str, Meta(description="kept in the error log; an over-long one keeps its end")]
 
 
 @blueprint.post("/task_instance/<int:task_instance_id>/error")
-@request_schema({
-    "type": "object",
-    "required": ["status", "description"],
-    "properties": {
-        "status": {"type": "string", "enum": [s.value for s in ERROR_REPORTS]},
-        "description": {"type": "string"},
-        **USAGE_SCHEMA,
-    },
-})
+@accepts(ErrorBody, answers=ReportedWithTask)
 @write_route
-def instance_error(task_instance_id: int) -> ResponseReturnValue:
+def instance_error(body: ErrorBody, task_instance_id: int) -> ReportedWithTask:
     """The attempt failed: the instance -> E/U/Z/K, an error-log row keeps the description, and the task
     R/I -> E, then F (attempts used up), A (Z: resource error, retried with more) or stays E."""
-    body = json_body()
-    new = TI(field(body, "status", str, choices={s.value for s in ERROR_REPORTS}))
-    description = field(body, "description", str)
-    values = usage(body)
+    new = TI(body.status)
     with transaction(rw_sessions()) as session:
         ti = _load(session, task_instance_id)
         if _verdict(ti, new) == Verdict.IGNORE:
-            task_status = session.execute(select(Task.status).where(Task.id == ti.task_id)).scalar_one()
-            return _ignored(ti, task_status=task_status)
+            return _ignored_with_task(session, ti)
         now = db_now(session)
-        for name, value in values.items():
+        for name, value in body.usage().items():
             setattr(ti, name, value)
         ti.status = new.value
         ti.status_date = now
-        _log_error(session, ti, description, now)
+        _log_error(session, ti, body.description, now)
         task_status = end_attempt(session, ti, now, resource_error=new == TI.RESOURCE_ERROR)
-        status = ti.status
-    return jsonify({"status": status, "task_status": task_status})
+    return ReportedWithTask(status=new, task_status=TaskStatus(task_status))
 

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
+from typing import Annotated
 
-from flask import jsonify
-from flask.typing import ResponseReturnValue
+from msgspec import Meta, Struct
 from sqlalchemy import func, select
 
 from jobmon.core.hashing import template_hash
 from jobmon.server.context import rw_sessions
 from jobmon.server.db import transaction
-from jobmon.server.errors import InvalidInput
 from jobmon.server.models import TaskTemplate, TaskTemplateVersion, Tool, ToolVersion
-from jobmon.server.openapi import request_schema
 from jobmon.server.state_manager import blueprint
 from jobmon.server.state_manager.common import (
     insert_ignore,
@@ -22,19 +20,29 @@ from jobmon.server.state_manager.common import (
     table,
     write_route,
 )
-from jobmon.server.state_manager.inputs import TEXT_BYTES, fits_text, id_field, text_field
-from jobmon.server.validation import field, json_body, list_field
+from jobmon.server.state_manager.inputs import Empty, Id, NonEmptyName, Text, check_text
+from jobmon.server.validation import accepts
 
-_NAME = {"type": "string", "minLength": 1, "maxLength": 255}
-_NAMES = {"type": "array", "items": _NAME}
+
+class ToolBody(Struct):
+    name: NonEmptyName
+
+
+class ToolAnswer(Struct):
+    tool_id: int
+    tool_version_id: int
+
+
+class ToolVersionAnswer(Struct):
+    tool_version_id: int
 
 
 @blueprint.post("/tool")
-@request_schema({"type": "object", "required": ["name"], "properties": {"name": _NAME}})
+@accepts(ToolBody, answers=ToolAnswer)
 @write_route
-def bind_tool() -> ResponseReturnValue:
+def bind_tool(body: ToolBody) -> ToolAnswer:
     """Get or create a tool by name, with its latest version (created if it has none)."""
-    name = text_field(json_body(), "name", nonempty=True)
+    name = body.name
     with transaction(rw_sessions()) as session:
         insert_ignore(session, table(Tool), [{"name": name}])
         tool_id = session.execute(latest(select(Tool.id).where(Tool.name == name))).scalar_one()
@@ -46,36 +54,38 @@ def bind_tool() -> ResponseReturnValue:
             session.add(version)
             session.flush()
             version_id = version.id
-    return jsonify({"tool_id": tool_id, "tool_version_id": version_id})
+    return ToolAnswer(tool_id, version_id)
 
 
 @blueprint.post("/tool/<int:tool_id>/version")
-@request_schema({"type": "object", "properties": {}})
+@accepts(Empty, answers=ToolVersionAnswer)
 @write_route
-def new_tool_version(tool_id: int) -> ResponseReturnValue:
+def new_tool_version(_: Empty, tool_id: int) -> ToolVersionAnswer:
     """Create a new version of a tool."""
-    json_body()  # an empty body is fine; malformed JSON still gets its 400
     with transaction(rw_sessions()) as session:
         load(session, Tool, tool_id, "tool")
         version = ToolVersion(tool_id=tool_id)
         session.add(version)
         session.flush()
         version_id = version.id
-    return jsonify({"tool_version_id": version_id})
+    return ToolVersionAnswer(version_id)
+
+
+class TaskTemplateBody(Struct):
+    tool_version_id: Id
+    name: NonEmptyName
+
+
+class TaskTemplateAnswer(Struct):
+    task_template_id: int
 
 
 @blueprint.post("/task_template")
-@request_schema({
-    "type": "object",
-    "required": ["tool_version_id", "name"],
-    "properties": {"tool_version_id": {"type": "integer", "minimum": 1}, "name": _NAME},
-})
+@accepts(TaskTemplateBody, answers=TaskTemplateAnswer)
 @write_route
-def bind_task_template() -> ResponseReturnValue:
+def bind_task_template(body: TaskTemplateBody) -> TaskTemplateAnswer:
     """Get or create a task template of a tool version by name."""
-    body = json_body()
-    tool_version_id = id_field(body, "tool_version_id")
-    name = text_field(body, "name", nonempty=True)
+    tool_version_id, name = body.tool_version_id, body.name
     with transaction(rw_sessions()) as session:
         load(session, ToolVersion, tool_version_id, "tool version")
         insert_ignore(session, table(TaskTemplate), [{"tool_version_id": tool_version_id, "name": name}])
@@ -84,36 +94,34 @@ def bind_task_template() -> ResponseReturnValue:
                 TaskTemplate.tool_version_id == tool_version_id, TaskTemplate.name == name
             ))
         ).scalar_one()
-    return jsonify({"task_template_id": template_id})
+    return TaskTemplateAnswer(template_id)
+
+
+ArgNames = Annotated[list[NonEmptyName], Meta(max_length=1000)]
+
+
+class TaskTemplateVersionBody(Struct):
+    task_template_id: Id
+    command_template: Text
+    node_args: ArgNames = []
+    task_args: ArgNames = []
+    op_args: ArgNames = []
+
+    def __post_init__(self) -> None:
+        check_text(self.command_template, "command_template")
+
+
+class TaskTemplateVersionAnswer(Struct):
+    task_template_version_id: int
 
 
 @blueprint.post("/task_template_version")
-@request_schema({
-    "type": "object",
-    "required": ["task_template_id", "command_template"],
-    "properties": {
-        "task_template_id": {"type": "integer", "minimum": 1},
-        "command_template": {"type": "string"},
-        "node_args": _NAMES,
-        "task_args": _NAMES,
-        "op_args": _NAMES,
-    },
-})
+@accepts(TaskTemplateVersionBody, answers=TaskTemplateVersionAnswer)
 @write_route
-def bind_task_template_version() -> ResponseReturnValue:
+def bind_task_template_version(body: TaskTemplateVersionBody) -> TaskTemplateVersionAnswer:
     """Get or create a task template version, identified by its command template and arg names."""
-    body = json_body()
-    template_id = id_field(body, "task_template_id")
-    command = field(body, "command_template", str)
-    if not fits_text(command):
-        raise InvalidInput(f"field 'command_template' is longer than {TEXT_BYTES} bytes")
-    names: dict[str, list[str]] = {}
-    for kind in ("node_args", "task_args", "op_args"):
-        values = list_field(body, kind, str, max_items=1000, default=[])
-        for value in values:
-            if not 0 < len(value) <= 255:
-                raise InvalidInput(f"field '{kind}' holds a name that is empty or longer than 255")
-        names[kind] = sorted(set(values))
+    template_id, command = body.task_template_id, body.command_template
+    names = {kind: sorted(set(getattr(body, kind))) for kind in ("node_args", "task_args", "op_args")}
     digest = template_hash(command, names["node_args"], names["task_args"], names["op_args"])
     with transaction(rw_sessions()) as session:
         load(session, TaskTemplate, template_id, "task template")
@@ -135,4 +143,4 @@ def bind_task_template_version() -> ResponseReturnValue:
                 TaskTemplateVersion.template_hash == digest,
             ))
         ).scalar_one()
-    return jsonify({"task_template_version_id": version_id})
+    return TaskTemplateVersionAnswer(version_id)

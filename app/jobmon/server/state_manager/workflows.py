@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Any
+from typing import Annotated
 
-from flask import jsonify
-from flask.typing import ResponseReturnValue
+from msgspec import Meta, Struct
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
@@ -34,7 +33,6 @@ from jobmon.server.models import (
     WorkflowAttribute,
     WorkflowRun,
 )
-from jobmon.server.openapi import request_schema
 from jobmon.server.state_manager import blueprint
 from jobmon.server.state_manager.common import (
     deadline,
@@ -45,17 +43,15 @@ from jobmon.server.state_manager.common import (
     write_route,
 )
 from jobmon.server.state_manager.inputs import (
-    HASH_SCHEMA,
-    STR_MAP_SCHEMA,
-    bool_field,
-    hex_hash,
-    id_field,
-    increment,
-    int_field,
-    text_field,
-    text_map,
+    ArgMap,
+    Count,
+    Hash,
+    HeartbeatBody,
+    Id,
+    Name,
+    store_as_text,
 )
-from jobmon.server.validation import field, json_body
+from jobmon.server.validation import accepts
 
 log = logging.getLogger(__name__)
 
@@ -73,39 +69,43 @@ WORKFLOW_FOLLOWS_RUN: dict[WorkflowRunStatus, WorkflowStatus] = {
 }
 
 
+class WorkflowBody(Struct):
+    tool_version_id: Id
+    dag_id: Id
+    workflow_args_hash: Hash
+    task_hash: Hash
+    name: Name = ""
+    description: Annotated[str, Meta(max_length=16_000)] = ""
+    workflow_args: ArgMap = {}
+    workflow_attributes: ArgMap = {}
+    max_concurrently_running: Count = 10_000
+
+    def __post_init__(self) -> None:
+        self.workflow_args_hash = self.workflow_args_hash.lower()
+        self.task_hash = self.task_hash.lower()
+        store_as_text(self.workflow_args, "workflow_args")
+        store_as_text(self.workflow_attributes, "workflow_attributes")
+
+
+class WorkflowAnswer(Struct):
+    workflow_id: int
+    status: WF
+    newly_created: bool
+
+
 @blueprint.post("/workflow")
-@request_schema({
-    "type": "object",
-    "required": ["tool_version_id", "dag_id", "workflow_args_hash", "task_hash"],
-    "properties": {
-        "tool_version_id": {"type": "integer", "minimum": 1},
-        "dag_id": {"type": "integer", "minimum": 1},
-        "workflow_args_hash": HASH_SCHEMA,
-        "task_hash": HASH_SCHEMA,
-        "name": {"type": "string", "maxLength": 255},
-        "description": {"type": "string"},
-        "workflow_args": STR_MAP_SCHEMA,
-        "workflow_attributes": STR_MAP_SCHEMA,
-        "max_concurrently_running": {"type": "integer", "minimum": 0},
-    },
-})
+@accepts(WorkflowBody, answers=WorkflowAnswer)
 @write_route
-def bind_workflow() -> ResponseReturnValue:
+def bind_workflow(body: WorkflowBody) -> WorkflowAnswer:
     """Get or create a workflow: the same tool version, DAG, args hash and task hash are the same workflow.
 
     A new workflow starts in G with its args and attributes stored; an existing one is answered as it is
     (its name, description and concurrency limit are not changed: use the operator route for the limit).
     """
-    body = json_body()
-    tool_version_id = id_field(body, "tool_version_id")
-    dag_id = id_field(body, "dag_id")
-    args_hash = hex_hash(body, "workflow_args_hash")
-    task_hash = hex_hash(body, "task_hash")
-    name = text_field(body, "name", default="")
-    description = text_field(body, "description", max_length=16_000, default="")
-    args = text_map(body, "workflow_args")
-    attributes = text_map(body, "workflow_attributes")
-    limit = int_field(body, "max_concurrently_running", default=10_000)
+    tool_version_id, dag_id = body.tool_version_id, body.dag_id
+    args_hash, task_hash = body.workflow_args_hash, body.task_hash
+    name, description, limit = body.name, body.description, body.max_concurrently_running
+    args, attributes = body.workflow_args, body.workflow_attributes
 
     with transaction(rw_sessions()) as session:
         load(session, ToolVersion, tool_version_id, "tool version")
@@ -131,37 +131,33 @@ def bind_workflow() -> ResponseReturnValue:
         insert_ignore(session, table(WorkflowAttribute), [
             {"workflow_id": workflow_id, "name": k, "value": v} for k, v in attributes.items()
         ])
-    return jsonify({"workflow_id": workflow_id, "status": status, "newly_created": created})
+    return WorkflowAnswer(workflow_id, WF(status), created)
+
+
+class RunBody(Struct):
+    user: Annotated[str, Meta(min_length=1, max_length=150)]
+    executor_class: Annotated[str, Meta(min_length=1, max_length=64)]
+    jobmon_version: Annotated[str, Meta(min_length=1, max_length=64)]
+    resume: bool = False
+    reset_running: Annotated[bool, Meta(description="cold resume: kill the instances still running")] = True
+
+
+class RunAnswer(Struct):
+    workflow_run_id: int
+    status: WFR
 
 
 @blueprint.post("/workflow/<int:workflow_id>/run")
-@request_schema({
-    "type": "object",
-    "required": ["user", "executor_class", "jobmon_version"],
-    "properties": {
-        "user": {"type": "string", "minLength": 1, "maxLength": 150},
-        "executor_class": {"type": "string", "minLength": 1, "maxLength": 64},
-        "jobmon_version": {"type": "string", "minLength": 1, "maxLength": 64},
-        "resume": {"type": "boolean", "default": False},
-        "reset_running": {"type": "boolean", "default": True,
-                          "description": "cold resume: kill the instances still running"},
-    },
-})
+@accepts(RunBody, answers=RunAnswer)
 @write_route
-def create_workflow_run(workflow_id: int) -> ResponseReturnValue:
+def create_workflow_run(body: RunBody, workflow_id: int) -> RunAnswer:
     """Start a run of a workflow, resuming (cold or hot) any run still active when ``resume`` is true.
 
     The workflow goes back to G and every task not D (and, on a hot resume, not R or I) goes back to G
     with its attempts counted from zero. A cold resume (``reset_running``, the default) sets the
     workflow's live instances to K so they kill themselves.
     """
-    body = json_body()
-    user = text_field(body, "user", max_length=150, nonempty=True)
-    executor_class = text_field(body, "executor_class", max_length=64, nonempty=True)
-    version = text_field(body, "jobmon_version", max_length=64, nonempty=True)
-    resume = bool_field(body, "resume", False)
-    cold = bool_field(body, "reset_running", True)
-
+    resume, cold = body.resume, body.reset_running
     with transaction(rw_sessions()) as session:
         # The row lock serializes concurrent run creation for one workflow.
         workflow = load(session, Workflow, workflow_id, "workflow", lock=True)
@@ -194,13 +190,14 @@ def create_workflow_run(workflow_id: int) -> ResponseReturnValue:
         workflow.status = WF.REGISTERED.value
         workflow.status_date = now
         run = WorkflowRun(
-            workflow_id=workflow_id, user=user, executor_class=executor_class, jobmon_version=version,
+            workflow_id=workflow_id, user=body.user, executor_class=body.executor_class,
+            jobmon_version=body.jobmon_version,
             status=WFR.REGISTERED.value, status_date=now, created_date=now, heartbeat_date=now,
         )
         session.add(run)
         session.flush()
         run_id = run.id
-    return jsonify({"workflow_run_id": run_id, "status": WFR.REGISTERED.value})
+    return RunAnswer(run_id, WFR.REGISTERED)
 
 
 def _reset_for_new_run(session: Session, workflow_id: int, cold: bool, now: datetime) -> None:
@@ -231,25 +228,25 @@ def _reset_for_new_run(session: Session, workflow_id: int, cold: bool, now: date
     )
 
 
+class RunStatusBody(Struct):
+    status: WFR
+
+
 @blueprint.put("/workflow_run/<int:workflow_run_id>/status")
-@request_schema({
-    "type": "object",
-    "required": ["status"],
-    "properties": {"status": {"type": "string", "enum": [s.value for s in WFR]}},
-})
+@accepts(RunStatusBody, answers=RunAnswer)
 @write_route
-def set_workflow_run_status(workflow_run_id: int) -> ResponseReturnValue:
+def set_workflow_run_status(body: RunStatusBody, workflow_run_id: int) -> RunAnswer:
     """Move a workflow run to a new status; the workflow follows its newest run.
 
     G->B (workflow B), B->R (workflow R), R->D (workflow D; only when every task is D), R->E (workflow F),
     R->S (workflow S), ->A (workflow A). Repeating the current status is a no-op; any other move is 409.
     """
-    new = WFR(field(json_body(), "status", str, choices={s.value for s in WFR}))
+    new = body.status
     with transaction(rw_sessions()) as session:
         run = load(session, WorkflowRun, workflow_run_id, "workflow run", lock=True)
         current = WFR(run.status)
         if new == current:
-            return jsonify({"workflow_run_id": run.id, "status": current.value})
+            return RunAnswer(run.id, current)
         if new not in WORKFLOW_RUN_TRANSITIONS[current]:
             raise Conflict(f"workflow run {run.id} cannot move from {current.value} to {new.value}")
         if new == WFR.DONE:
@@ -263,7 +260,7 @@ def set_workflow_run_status(workflow_run_id: int) -> ResponseReturnValue:
         run.status = new.value
         run.status_date = now
         _workflow_follows(session, run, new, now)
-    return jsonify({"workflow_run_id": workflow_run_id, "status": new.value})
+    return RunAnswer(workflow_run_id, new)
 
 
 def _workflow_follows(session: Session, run: WorkflowRun, new: WorkflowRunStatus, now: datetime) -> None:
@@ -289,22 +286,17 @@ def _workflow_follows(session: Session, run: WorkflowRun, new: WorkflowRunStatus
 
 
 @blueprint.post("/workflow_run/<int:workflow_run_id>/heartbeat")
-@request_schema({
-    "type": "object",
-    "required": ["next_report_increment"],
-    "properties": {"next_report_increment": {"type": "number", "exclusiveMinimum": 0}},
-})
+@accepts(HeartbeatBody, answers=RunAnswer)
 @write_route
-def workflow_run_heartbeat(workflow_run_id: int) -> ResponseReturnValue:
+def workflow_run_heartbeat(body: HeartbeatBody, workflow_run_id: int) -> RunAnswer:
     """Heartbeat of a run's client: extends its deadline (DB now + increment) and answers its status.
 
     Only an active run (G/B/R) is extended; the client stops when the answered status is not R.
     """
-    seconds = increment(json_body())
+    seconds = body.next_report_increment
     with transaction(rw_sessions()) as session:
         run = load(session, WorkflowRun, workflow_run_id, "workflow run", lock=True)
         if run.status in ACTIVE_WORKFLOW_RUN_STATES:
             run.heartbeat_date = deadline(session, seconds)
         status = run.status
-    out: dict[str, Any] = {"workflow_run_id": workflow_run_id, "status": status}
-    return jsonify(out)
+    return RunAnswer(workflow_run_id, WFR(status))
