@@ -221,7 +221,7 @@ def test_client_and_worker_import_no_server_dependencies():
     # A cluster node installs only the base package: requests and the standard library.
     code = ("import sys, jobmon.client, jobmon.client.executors, jobmon.worker.cli, jobmon.cli; "
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
-            "{'flask', 'sqlalchemy', 'pymysql', 'alembic', 'werkzeug', 'MySQLdb'} "
+            "{'flask', 'sqlalchemy', 'pymysql', 'alembic', 'werkzeug', 'MySQLdb', 'msgspec'} "
             "or m.startswith('jobmon.server')); print(bad)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
