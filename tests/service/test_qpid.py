@@ -25,6 +25,7 @@ from jobmon.server.models import TaskInstance
 from jobmon.server.qpid.collector import Collector, parse_line
 from jobmon.server.qpid.integration import QpidIntegrator
 from jobmon.server.qpid.schema import executor_key, qpid_table
+from waiting import wait_until
 
 # Real Grid Engine 8.1.9 accounting lines (45 fields): a plain job, an array task, a parallel job's slave
 # task (skipped: the master's line has the usage) and a comment.
@@ -219,7 +220,8 @@ def test_integration_survives_the_qpid_database_being_down(dbs: Dbs, tmp_path: P
     thread = threading.Thread(target=integrator.run, args=(stop,), daemon=True)
     with caplog.at_level(logging.ERROR):
         thread.start()
-        time.sleep(1.0)
+        # Two failed passes: the loop outlived the first failure and tried again.
+        wait_until(lambda: caplog.text.count("qpid pass failed") >= 2, 10, "two failed qpid passes")
         assert thread.is_alive()
         stop.set()
         thread.join(10)
