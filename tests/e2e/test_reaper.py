@@ -95,6 +95,7 @@ def _lost_run_move(run_id: int = 7) -> dict[str, object]:
             "old_status": "R", "new_status": "E", "workflow_old_status": "R", "workflow_new_status": "F"}
 
 
+@pytest.mark.slow  # waits out the fake Slack's Retry-After of 1 s
 def test_rate_limited_post_is_retried_after_retry_after(fake_slack):
     notifier = SlackNotifier(_reaper_config(fake_slack))
     fake_slack.fail(429, count=1, retry_after=1)

@@ -145,6 +145,7 @@ def _usage(api: StateApi, ids: list[int]) -> dict[int, tuple[int | None, float |
 
 # -- the integration -----------------------------------------------------------------------------------
 
+@pytest.mark.slow  # 250 instances through the API
 def test_max_rss_is_filled_in_batches_and_never_twice(dbs: Dbs, tmp_path: Path) -> None:
     config = _config(dbs, tmp_path)
     ids = _finished_instances(dbs.api, 250)
@@ -198,6 +199,7 @@ def test_a_reused_job_number_matches_only_the_run_after_submission(dbs: Dbs, tmp
     assert usage[only_old] == (None, None)
 
 
+@pytest.mark.slow  # 230 instances through the API
 def test_backlog_is_paged_and_bounded(dbs: Dbs, tmp_path: Path) -> None:
     config = _config(dbs, tmp_path, max_backlog=100)
     ids = _finished_instances(dbs.api, 230, first_job=9000)
