@@ -9,7 +9,7 @@ Fixtures (see each docstring):
   mariadb_server       session: the running MariaDBServer (tests/harness/mariadb.py)
   mariadb_database     DbUrls of a fresh, empty (unmigrated) MariaDB database, dropped afterwards
   uwsgi_service        factory: uwsgi_service(JobmonConfig | DbUrls, services=...) -> base URL
-  service_db           DbUrls of a migrated SQLite file database for a uWSGI-served app
+  service_db           DbUrls of a migrated SQLite file database for a served app (uWSGI or in-process)
   service_url          base URL of uWSGI serving all three services on service_db
   service_db_mariadb   DbUrls of a migrated MariaDB database for a uWSGI-served app
   service_url_mariadb  base URL of uWSGI serving all three services on service_db_mariadb
@@ -199,7 +199,8 @@ def uwsgi_service(
 
 @pytest.fixture
 def service_db(tmp_path: Path, migrated_sqlite_template: Path) -> DbUrls:
-    """A migrated SQLite file database for a uWSGI-served app (the same one ``service_url`` serves)."""
+    """A migrated SQLite file database for a served app: the one ``service_url`` serves, or one a test
+    serves in-process."""
     return _migrated_sqlite_urls(tmp_path / "service-db", migrated_sqlite_template)
 
 
