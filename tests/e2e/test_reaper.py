@@ -31,14 +31,15 @@ def _reaper_config(slack: FakeSlack | None, **kw: float) -> ReaperConfig:
 
 
 class CountingReaper(Reaper):
-    """A reaper that counts its finished passes, so a test can wait for the next few."""
+    """A reaper that counts its passes (failed ones too), so a test can wait for the next few."""
 
     passes = 0
 
     def reap_once(self) -> PassResult:
-        result = super().reap_once()
-        self.passes += 1
-        return result
+        try:
+            return super().reap_once()
+        finally:
+            self.passes += 1
 
 
 def _run_status(service_url: str, run_id: int) -> str:
