@@ -4,7 +4,7 @@
 #   make typecheck   mypy (strict) over the package
 #   make check       everything CI runs after installing packages: lint, typecheck, test, molecule
 #   make test        every test: unit, service (SQLite and a private MariaDB), end-to-end (real uWSGI)
-#   make test-fast   unit and SQLite service tests without the slow-marked ones (about a minute on 2 cores)
+#   make test-fast   unit and SQLite service tests without the slow-marked ones (under a minute on 2 cores)
 #   make deploy      deploy the appliance on this machine (Ansible, inventories/local) and start it
 #   make deploy-dev  migrate a SQLite database under var/dev and run the development server on 127.0.0.1
 #   make lint-deploy yamllint and ansible-lint (production profile) over roles, playbooks, molecule
