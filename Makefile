@@ -4,6 +4,7 @@
 #   make typecheck   mypy (strict) over the package
 #   make check       everything CI runs after installing packages: lint, typecheck, test, molecule
 #   make test        every test: unit, service (SQLite and a private MariaDB), end-to-end (real uWSGI)
+#   make test-fast   unit and SQLite service tests without the slow-marked ones (under a minute on 2 cores)
 #   make deploy      deploy the appliance on this machine (Ansible, inventories/local) and start it
 #   make deploy-dev  migrate a SQLite database under var/dev and run the development server on 127.0.0.1
 #   make lint-deploy yamllint and ansible-lint (production profile) over roles, playbooks, molecule
@@ -51,6 +52,11 @@ typecheck: venv
 
 test: venv
 	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+# For the edit-test loop: no MariaDB, no uWSGI, none of the slow-marked tests (make test runs them all).
+.PHONY: test-fast
+test-fast: venv
+	$(BIN)/pytest -q -m "not mariadb and not e2e and not slow" $(PYTEST_ARGS)
 
 deploy: deploy-venv
 	$(DEPLOY_BIN)/ansible-playbook playbooks/site.yml

@@ -3,12 +3,13 @@ service app built on it, its test client, and real uWSGI servers for end-to-end 
 
 Fixtures (see each docstring):
   db_urls              DbUrls of a migrated database, parametrized over sqlite and mariadb
+  migrated_sqlite_template  session: a SQLite file migrated once, which db_urls and service_db copy
   server_config        JobmonConfig whose [server] URLs are db_urls
   app, client          Flask app (all three services) on server_config, and its test client
   mariadb_server       session: the running MariaDBServer (tests/harness/mariadb.py)
   mariadb_database     DbUrls of a fresh, empty (unmigrated) MariaDB database, dropped afterwards
   uwsgi_service        factory: uwsgi_service(JobmonConfig | DbUrls, services=...) -> base URL
-  service_db           DbUrls of a migrated SQLite file database for a uWSGI-served app
+  service_db           DbUrls of a migrated SQLite file database for a served app (uWSGI or in-process)
   service_url          base URL of uWSGI serving all three services on service_db
   service_db_mariadb   DbUrls of a migrated MariaDB database for a uWSGI-served app
   service_url_mariadb  base URL of uWSGI serving all three services on service_db_mariadb
@@ -22,6 +23,7 @@ they fail (CI must never pass by skipping). Tests that use a MariaDB or uWSGI fi
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Generator, Iterable, Iterator
 from pathlib import Path
 
@@ -77,6 +79,28 @@ def _sqlite_urls(directory: Path) -> DbUrls:
     return DbUrls("sqlite", url, url, url)
 
 
+def _sqlite_path(urls: DbUrls) -> Path:
+    return Path(urls.migrate.removeprefix("sqlite:///"))
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated to head once per session. Migrating takes about 0.3 s and copying the file a
+    millisecond, so each test gets a fresh copy (byte for byte what its own migration would have made:
+    Alembic's engine leaves the file in rollback-journal mode, with no -wal file beside it)."""
+    from jobmon.server import migrate
+
+    urls = _sqlite_urls(tmp_path_factory.mktemp("migrated-template"))
+    migrate.upgrade(urls.migrate)
+    return _sqlite_path(urls)
+
+
+def _migrated_sqlite_urls(directory: Path, template: Path) -> DbUrls:
+    urls = _sqlite_urls(directory)
+    shutil.copyfile(template, _sqlite_path(urls))
+    return urls
+
+
 # -- MariaDB ---------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="session")
@@ -121,9 +145,8 @@ def db_urls(request: pytest.FixtureRequest, tmp_path: Path) -> DbUrls:
     from jobmon.server import migrate
 
     if request.param == "sqlite":
-        urls = _sqlite_urls(tmp_path)
-    else:
-        urls = request.getfixturevalue("mariadb_database")
+        return _migrated_sqlite_urls(tmp_path, request.getfixturevalue("migrated_sqlite_template"))
+    urls: DbUrls = request.getfixturevalue("mariadb_database")
     migrate.upgrade(urls.migrate)
     return urls
 
@@ -175,13 +198,10 @@ def uwsgi_service(
 
 
 @pytest.fixture
-def service_db(tmp_path: Path) -> DbUrls:
-    """A migrated SQLite file database for a uWSGI-served app (the same one ``service_url`` serves)."""
-    from jobmon.server import migrate
-
-    urls = _sqlite_urls(tmp_path / "service-db")
-    migrate.upgrade(urls.migrate)
-    return urls
+def service_db(tmp_path: Path, migrated_sqlite_template: Path) -> DbUrls:
+    """A migrated SQLite file database for a served app: the one ``service_url`` serves, or one a test
+    serves in-process."""
+    return _migrated_sqlite_urls(tmp_path / "service-db", migrated_sqlite_template)
 
 
 @pytest.fixture

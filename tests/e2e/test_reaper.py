@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 import requests
@@ -19,10 +17,9 @@ from harness import free_port
 from harness.uwsgi import write_config
 from jobmon.core.config import ClientConfig, JobmonConfig, ReaperConfig
 from jobmon.core.requester import Requester
-from jobmon.reaper.daemon import Reaper
+from jobmon.reaper.daemon import PassResult, Reaper
 from jobmon.reaper.slack import SlackNotifier, run_message
-
-HERE = Path(__file__).parent
+from waiting import wait_until
 
 
 def _reaper_config(slack: FakeSlack | None, **kw: float) -> ReaperConfig:
@@ -33,27 +30,16 @@ def _reaper_config(slack: FakeSlack | None, **kw: float) -> ReaperConfig:
     return ReaperConfig(**values)  # type: ignore[arg-type]
 
 
-def _start_and_kill_client(service_url: str, out_dir: Path) -> tuple[int, int]:
-    """Run resume_workflow.py (sleeping tasks, 2 s heartbeats) until a few tasks finished, then SIGKILL
-    it: its run stays R with a heartbeat deadline about 6 s ahead."""
-    out_dir.mkdir()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    client = subprocess.Popen(
-        [sys.executable, str(HERE / "resume_workflow.py"), service_url, str(out_dir)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True,
-    )
-    try:
-        assert client.stdout is not None
-        workflow_id, run_id = (int(x) for x in client.stdout.readline().split())
-        deadline = time.monotonic() + 90
-        while len(list(out_dir.iterdir())) < 3:
-            assert client.poll() is None
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
-    finally:
-        client.send_signal(signal.SIGKILL)
-        client.wait()
-    return workflow_id, run_id
+class CountingReaper(Reaper):
+    """A reaper that counts its passes (failed ones too), so a test can wait for the next few."""
+
+    passes = 0
+
+    def reap_once(self) -> PassResult:
+        try:
+            return super().reap_once()
+        finally:
+            self.passes += 1
 
 
 def _run_status(service_url: str, run_id: int) -> str:
@@ -66,22 +52,28 @@ def any_service_url(request: pytest.FixtureRequest) -> str:
     return str(request.getfixturevalue(name))
 
 
-def test_killed_client_run_is_reaped_once_and_posted_once(any_service_url, fake_slack, tmp_path):
+# any_service_url starts uWSGI through getfixturevalue, which the conftest's automatic marking cannot see.
+@pytest.mark.e2e
+def test_killed_client_run_is_reaped_once_and_posted_once(any_service_url, killed_client, fake_slack,
+                                                          tmp_path):
     service_url = any_service_url
-    workflow_id, run_id = _start_and_kill_client(service_url, tmp_path / "out")
+    workflow_id, run_id = killed_client(service_url, tmp_path / "out", 3)
     config = _reaper_config(fake_slack)
     # Two reapers at once: each move must still happen, and be posted, exactly once.
-    reapers = [Reaper(config, Requester(service_url, retries=2), SlackNotifier(config)) for _ in range(2)]
+    reapers = [CountingReaper(config, Requester(service_url, retries=2), SlackNotifier(config))
+               for _ in range(2)]
     stop = threading.Event()
     threads = [threading.Thread(target=r.run, args=(stop,), daemon=True) for r in reapers]
     for t in threads:
         t.start()
     try:
-        deadline = time.monotonic() + 6.2 + 10
-        while _run_status(service_url, run_id) != "E":
-            assert time.monotonic() < deadline, "the lost run was not reaped"
-            time.sleep(0.2)
-        time.sleep(1.5)  # a few more passes: nothing more may be posted
+        wait_until(lambda: _run_status(service_url, run_id) == "E", 6.2 + 10, "the lost run to be reaped",
+                   interval=0.2)
+        # Two more passes of each reaper (the first may be the one that moved the run; the second began
+        # after it): nothing more may be posted.
+        seen = [r.passes for r in reapers]
+        wait_until(lambda: all(r.passes >= n + 2 for r, n in zip(reapers, seen, strict=True)), 10,
+                   "two more passes of each reaper")
     finally:
         stop.set()
         for t in threads:
@@ -104,6 +96,7 @@ def _lost_run_move(run_id: int = 7) -> dict[str, object]:
             "old_status": "R", "new_status": "E", "workflow_old_status": "R", "workflow_new_status": "F"}
 
 
+@pytest.mark.slow  # waits out the fake Slack's Retry-After of 1 s
 def test_rate_limited_post_is_retried_after_retry_after(fake_slack):
     notifier = SlackNotifier(_reaper_config(fake_slack))
     fake_slack.fail(429, count=1, retry_after=1)
@@ -145,7 +138,8 @@ def test_reaper_survives_the_service_being_down(fake_slack, caplog):
     thread = threading.Thread(target=reaper.run, args=(stop,), daemon=True)
     with caplog.at_level(logging.ERROR):
         thread.start()
-        time.sleep(1.0)
+        # Two failed passes: the loop outlived the first failure and tried again.
+        wait_until(lambda: caplog.text.count("reaper pass failed") >= 2, 10, "two failed reaper passes")
         assert thread.is_alive()
         stop.set()
         thread.join(10)
@@ -166,11 +160,11 @@ def test_reaper_process_announces_itself_and_stops_on_sigterm(service_url, fake_
     proc = subprocess.Popen([sys.executable, "-m", "jobmon.reaper.cli", "--config", str(path)],
                             stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 30
-        while not health.exists():
+        def healthy() -> bool:
             assert proc.poll() is None
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+            return health.exists()
+
+        wait_until(healthy, 30, "the reaper to write its health file", interval=0.1)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(15) == 0
     finally:

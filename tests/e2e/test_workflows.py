@@ -5,8 +5,6 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import os
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -18,6 +16,7 @@ import requests
 from jobmon.client import Tool, Workflow, WorkflowAlreadyDone, WorkflowAlreadyRunning
 from jobmon.client.executors import MultiprocessExecutor, SequentialExecutor, TaskInstanceSpec
 from jobmon.core.config import ClientConfig
+from waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -159,26 +158,10 @@ def _load_resume_module():
     return module
 
 
-def test_resume_after_the_client_is_killed_never_reruns_done_tasks(service_url, tmp_path):
+def test_resume_after_the_client_is_killed_never_reruns_done_tasks(service_url, killed_client, tmp_path):
     resume = _load_resume_module()
     out_dir = tmp_path / "out"
-    out_dir.mkdir()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    client = subprocess.Popen(
-        [sys.executable, str(HERE / "resume_workflow.py"), service_url, str(out_dir)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True,
-    )
-    try:
-        assert client.stdout is not None
-        workflow_id, first_run_id = (int(x) for x in client.stdout.readline().split())
-        deadline = time.monotonic() + 90
-        while len(list(out_dir.iterdir())) < 20:
-            assert client.poll() is None, "the client finished before it could be killed"
-            assert time.monotonic() < deadline, "the first run made no progress"
-            time.sleep(0.1)
-    finally:
-        client.send_signal(signal.SIGKILL)
-        client.wait()
+    workflow_id, first_run_id = killed_client(service_url, out_dir, 20)
 
     statuses = requests.get(f"{service_url}/api/query/workflow/{workflow_id}/task_statuses",
                             timeout=30).json()["tasks"]
@@ -207,13 +190,6 @@ def _pid_dead(pid_file: Path) -> bool:
     except ProcessLookupError:
         return True
     return False
-
-
-def _wait_for(path: Path, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not (path.exists() and path.read_text().strip()):
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.05)
 
 
 def test_timeout_stops_the_run_and_kills_running_tasks(service_url, tmp_path):
@@ -303,7 +279,8 @@ def test_running_client_stops_when_another_resumes_the_workflow(service_url, tmp
     first = threading.Thread(target=lambda: results.append(build().run(MultiprocessExecutor(1))))
     first.start()
     try:
-        _wait_for(started)
+        wait_until(lambda: started.exists() and started.read_text().strip(), 30,
+                   "the first client's first task to start")
         second = build().run(MultiprocessExecutor(3), resume=True, seconds_until_timeout=60)
     finally:
         first.join(timeout=60)

@@ -58,14 +58,17 @@ def checkout_in_container() -> None:
     subprocess.run(["docker", "exec", CONTAINER, "rm", "-rf", SRC], check=True)
     subprocess.run(["docker", "cp", str(ROOT / "app"), f"{CONTAINER}:{SRC}"], check=True)
     subprocess.run(["docker", "exec", CONTAINER, "chmod", "-R", "a+rX", SRC], check=True)
-    subprocess.run(["docker", "cp", str(HERE / "sge_workflow.py"),
-                    f"{CONTAINER}:/home/{USER}/sge_workflow.py"], check=True)
+    # The scripts run from /home/USER, so `import waiting` (the tests' wait_until) works there too.
+    for script in (HERE / "sge_workflow.py", HERE.parent / "waiting.py"):
+        subprocess.run(["docker", "cp", str(script), f"{CONTAINER}:/home/{USER}/{script.name}"], check=True)
 
 
 EXECUTOR = """
-import json, logging, time
+import json, logging, subprocess, time
 from jobmon.client.executors import TaskInstanceSpec
 from jobmon.client.executors.sge import SGEExecutor
+from jobmon.client.executors.sge_output import parse_qstat_xml
+from waiting import wait_until
 logging.basicConfig(level=logging.WARNING)
 
 def spec(ti, memory=100, runtime=300, name="t"):
@@ -78,6 +81,10 @@ def until_lost(ex, n, timeout=120):
         lost += ex.reconcile()
         time.sleep(1)
     return lost
+
+def qstat_states(user):  # {{executor id: state}} of the user's jobs that qstat lists
+    xml = subprocess.run(["qstat", "-xml", "-u", user], capture_output=True, text=True, check=True).stdout
+    return {{job.executor_id: job.state for job in parse_qstat_xml(xml)}}
 
 ex = SGEExecutor(worker_executable="{worker}", reconcile_interval=0, accounting_grace=30,
                  log_dir="/tmp/sge-tests", {extra})
@@ -139,8 +146,8 @@ def test_a_job_in_eqw_is_deleted_and_unknown():
     result = py(EXECUTOR.format(worker=fake_worker("true"), extra="working_dir='/nonexistent'") + """
 job = ex.submit(spec(3))
 lost = until_lost(ex, 1)
-time.sleep(2)
-import subprocess
+wait_until(lambda: job not in qstat_states("{user}"), 60, f"qstat to stop listing the deleted job {job}",
+           interval=0.5)
 listed = subprocess.run(["qstat", "-u", "{user}"], capture_output=True, text=True).stdout
 print(json.dumps({"job": job, "lost": [[l.status, l.description] for l in lost], "listed": listed}))
 """.replace("{user}", USER))
@@ -172,10 +179,12 @@ print(json.dumps({"ids": ids, "lost": sorted([l.task_instance_id, l.status, l.de
 def test_terminate_deletes_queued_and_running_jobs():
     result = py(EXECUTOR.format(worker=fake_worker("exec sleep 120"), extra="") + """
 ids = [ex.submit(spec(30 + i)) for i in range(2)]
-time.sleep(3)
+# Deleting a running job is the harder case (qdel only marks it dr until execd has killed it).
+wait_until(lambda: any("r" in qstat_states("{user}").get(i, "") for i in ids), 60,
+           "one of the jobs to be running", interval=0.5)
 ex.terminate(ids)
-time.sleep(3)
-import subprocess
+wait_until(lambda: not set(ids) & set(qstat_states("{user}")), 60, "qstat to stop listing the deleted jobs",
+           interval=0.5)
 listed = subprocess.run(["qstat", "-xml", "-u", "{user}"], capture_output=True, text=True).stdout
 print(json.dumps({"ids": ids, "listed": listed, "active": ex.active_executor_ids()}))
 """.replace("{user}", USER))

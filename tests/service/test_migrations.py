@@ -106,6 +106,7 @@ def config_file(tmp_path: Path, urls: DbUrls) -> Path:
     return write_config(cfg, tmp_path / "cli" / "jobmon.toml")
 
 
+@pytest.mark.slow  # runs jobmon-server as a subprocess
 def test_cli_db_current_upgrade_downgrade(empty_db: DbUrls, tmp_path: Path) -> None:
     path = config_file(tmp_path, empty_db)
     head = migrate.head()
@@ -130,6 +131,7 @@ def test_cli_db_current_upgrade_downgrade(empty_db: DbUrls, tmp_path: Path) -> N
     assert migrate.current(empty_db.migrate) is None
 
 
+@pytest.mark.slow  # runs jobmon-server as a subprocess
 def test_cli_never_prints_the_password(empty_db: DbUrls, tmp_path: Path) -> None:
     done = run_cli(config_file(tmp_path, empty_db), "db", "upgrade")
     assert done.returncode == 0, done.stderr
@@ -148,6 +150,7 @@ def one_line_error(done: subprocess.CompletedProcess[str]) -> str:
     return lines[0]
 
 
+@pytest.mark.slow  # runs jobmon-server as a subprocess
 def test_cli_unreachable_database_is_one_clear_line(tmp_path: Path) -> None:
     port = free_port()  # nothing listens there
     url = f"mysql+pymysql://jobmon_migrator:s3cret@127.0.0.1:{port}/jobmon?charset=utf8mb4"
@@ -158,6 +161,7 @@ def test_cli_unreachable_database_is_one_clear_line(tmp_path: Path) -> None:
     assert "s3cret" not in line
 
 
+@pytest.mark.slow  # runs jobmon-server as a subprocess
 def test_cli_bad_config_is_one_clear_line(tmp_path: Path) -> None:
     path = tmp_path / "jobmon.toml"
     path.write_text("[server]\ndb_pool_size = 'big'\n", encoding="utf-8")
@@ -169,6 +173,7 @@ def test_cli_bad_config_is_one_clear_line(tmp_path: Path) -> None:
     assert "cannot read config file" in line
 
 
+@pytest.mark.slow  # runs jobmon-server as a subprocess
 def test_cli_unknown_revision_is_one_clear_line(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'jobmon.sqlite'}"
     path = config_file(tmp_path, DbUrls("sqlite", url, url, url))
@@ -176,12 +181,14 @@ def test_cli_unknown_revision_is_one_clear_line(tmp_path: Path) -> None:
     assert "nosuchrev" in line
 
 
+@pytest.mark.slow  # runs jobmon-server as a subprocess
 def test_cli_unusable_url_is_one_clear_line(tmp_path: Path) -> None:
     path = config_file(tmp_path, DbUrls("sqlite", "nonsense", "nonsense", "nonsense"))
     line = one_line_error(run_cli(path, "db", "current"))
     assert "not a usable database URL" in line
 
 
+@pytest.mark.slow  # runs jobmon-server as a subprocess
 def test_cli_usage_errors(tmp_path: Path) -> None:
     done = run_cli(None, "db", "downgrade")
     assert done.returncode == 2
@@ -191,6 +198,7 @@ def test_cli_usage_errors(tmp_path: Path) -> None:
     assert "--services" in done.stderr
 
 
+@pytest.mark.slow  # runs jobmon-server as a subprocess
 def test_cli_serve_refuses_a_non_loopback_address(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'jobmon.sqlite'}"
     path = config_file(tmp_path, DbUrls("sqlite", url, url, url))

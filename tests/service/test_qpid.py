@@ -25,6 +25,7 @@ from jobmon.server.models import TaskInstance
 from jobmon.server.qpid.collector import Collector, parse_line
 from jobmon.server.qpid.integration import QpidIntegrator
 from jobmon.server.qpid.schema import executor_key, qpid_table
+from waiting import wait_until
 
 # Real Grid Engine 8.1.9 accounting lines (45 fields): a plain job, an array task, a parallel job's slave
 # task (skipped: the master's line has the usage) and a comment.
@@ -144,6 +145,7 @@ def _usage(api: StateApi, ids: list[int]) -> dict[int, tuple[int | None, float |
 
 # -- the integration -----------------------------------------------------------------------------------
 
+@pytest.mark.slow  # 250 instances through the API
 def test_max_rss_is_filled_in_batches_and_never_twice(dbs: Dbs, tmp_path: Path) -> None:
     config = _config(dbs, tmp_path)
     ids = _finished_instances(dbs.api, 250)
@@ -197,6 +199,7 @@ def test_a_reused_job_number_matches_only_the_run_after_submission(dbs: Dbs, tmp
     assert usage[only_old] == (None, None)
 
 
+@pytest.mark.slow  # 230 instances through the API
 def test_backlog_is_paged_and_bounded(dbs: Dbs, tmp_path: Path) -> None:
     config = _config(dbs, tmp_path, max_backlog=100)
     ids = _finished_instances(dbs.api, 230, first_job=9000)
@@ -219,7 +222,8 @@ def test_integration_survives_the_qpid_database_being_down(dbs: Dbs, tmp_path: P
     thread = threading.Thread(target=integrator.run, args=(stop,), daemon=True)
     with caplog.at_level(logging.ERROR):
         thread.start()
-        time.sleep(1.0)
+        # Two failed passes: the loop outlived the first failure and tried again.
+        wait_until(lambda: caplog.text.count("qpid pass failed") >= 2, 10, "two failed qpid passes")
         assert thread.is_alive()
         stop.set()
         thread.join(10)

@@ -9,18 +9,16 @@ import json
 import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from werkzeug.serving import make_server
 
 from dbseed import Seeder
+from harness import serve_in_thread
 from jobmon import cli
 from jobmon.core.config import ClientConfig, JobmonConfig, ServerConfig
-from jobmon.server import migrate
 from jobmon.server.app import create_app
 
 
@@ -31,13 +29,10 @@ class Live:
 
 
 @pytest.fixture
-def live(tmp_path: Path) -> Iterator[Live]:
-    url = f"sqlite:///{tmp_path / 'jobmon.sqlite'}"
-    migrate.upgrade(url)
-    app = create_app(JobmonConfig(server=ServerConfig(db_url=url), client=ClientConfig()))
+def live(service_db) -> Iterator[Live]:
+    app = create_app(JobmonConfig(server=ServerConfig(db_url=service_db.read_write), client=ClientConfig()))
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    thread = serve_in_thread(server)
     try:
         yield Live(f"http://127.0.0.1:{server.server_port}", Seeder(app.extensions["jobmon"].read_write))
     finally:
@@ -355,7 +350,7 @@ def stub_server() -> Iterator[Callable[[int, str, str], str]]:
             return [body.encode()]
 
         server = make_server("127.0.0.1", 0, wsgi, threaded=True)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        serve_in_thread(server)
         servers.append(server)
         return f"http://127.0.0.1:{server.server_port}"
 

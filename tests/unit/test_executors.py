@@ -19,6 +19,7 @@ from jobmon.client.executors import (
     find_worker_executable,
     get_executor,
 )
+from waiting import wait_until
 
 FAKE_WORKER = """#!{python}
 import os, signal, sys, time
@@ -30,13 +31,18 @@ if ti == 1:
     sys.exit(0)
 if ti == 2:
     sys.exit(3)
+def handlers_installed():
+    # Tells the test that a SIGTERM from now on meets this worker's handler.
+    open(os.path.join({log_dir!r}, f"{{ti}}.ready"), "w").close()
 if ti == 3:
     signal.signal(signal.SIGTERM, lambda *a: sys.exit(143))
+    handlers_installed()
     time.sleep(30)
 if ti == 4:
     os.kill(os.getpid(), signal.SIGKILL)
 if ti == 5:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    handlers_installed()
     time.sleep(30)
 """
 
@@ -61,10 +67,7 @@ def started(executor: Executor) -> Executor:
 
 
 def wait_reaped(executor: MultiprocessExecutor, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while executor.capacity() != executor.parallelism:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_until(lambda: executor.capacity() == executor.parallelism, timeout, "every worker to be reaped")
 
 
 def test_worker_command_carries_instance_url_and_limits(fake_worker, tmp_path):
@@ -101,20 +104,18 @@ def test_multiprocess_capacity_counts_running_workers(fake_worker):
     assert executor.capacity() == 1
     assert executor.task_instance_ids() == {3}
     executor.submit(spec(1))
-    wait_deadline = time.monotonic() + 10
-    while executor.capacity() != 1:
-        assert time.monotonic() < wait_deadline
-        time.sleep(0.05)
+    wait_until(lambda: executor.capacity() == 1, 10, "the worker that exits at once to be reaped")
     executor.stop()
     assert executor.capacity() == 2
     assert executor.active_executor_ids() == []
 
 
-def test_terminate_sigterms_then_sigkills_and_reports_nothing(fake_worker):
+def test_terminate_sigterms_then_sigkills_and_reports_nothing(fake_worker, tmp_path):
     executor = started(MultiprocessExecutor(2, worker_executable=str(fake_worker), terminate_grace=1.0))
     polite = executor.submit(spec(3))
     stubborn = executor.submit(spec(5))
-    time.sleep(0.5)  # let both install their signal handlers
+    wait_until(lambda: (tmp_path / "3.ready").exists() and (tmp_path / "5.ready").exists(), 10,
+               "both workers to install their SIGTERM handlers")
     start = time.monotonic()
     executor.terminate([polite, stubborn])
     assert time.monotonic() - start < 5

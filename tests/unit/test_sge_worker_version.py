@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,10 +13,10 @@ import pytest
 from werkzeug.serving import make_server
 
 import jobmon
+from harness import serve_in_thread
 from jobmon.client import Tool, Workflow
 from jobmon.core.config import ClientConfig, JobmonConfig, ServerConfig
 from jobmon.core.requester import Requester
-from jobmon.server import migrate
 from jobmon.server.app import create_app
 from jobmon.worker import cli
 
@@ -27,13 +26,10 @@ OLD_WORKER = ("import sys, jobmon; jobmon.__version__ = '0.0.1'; from jobmon.wor
 
 
 @pytest.fixture
-def service(tmp_path: Path) -> Iterator[str]:
-    url = f"sqlite:///{tmp_path / 'jobmon.sqlite'}"
-    migrate.upgrade(url)
-    app = create_app(JobmonConfig(server=ServerConfig(db_url=url, log_level="WARNING")))
+def service(service_db) -> Iterator[str]:
+    app = create_app(JobmonConfig(server=ServerConfig(db_url=service_db.read_write, log_level="WARNING")))
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    serve_in_thread(server)
     try:
         yield f"http://127.0.0.1:{server.server_port}"
     finally:

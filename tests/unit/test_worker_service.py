@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,10 +13,10 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import make_server
 
+from harness import serve_in_thread
 from jobmon.client import Tool, Workflow
 from jobmon.core.config import ClientConfig, JobmonConfig, ServerConfig
 from jobmon.core.requester import Requester
-from jobmon.server import migrate
 from jobmon.server.app import create_app
 
 WORKER = str(Path(sys.executable).parent / "jobmon-worker")
@@ -60,14 +59,11 @@ class Live:
 
 
 @pytest.fixture
-def live(tmp_path: Path) -> Iterator[Live]:
-    url = f"sqlite:///{tmp_path / 'jobmon.sqlite'}"
-    migrate.upgrade(url)
+def live(tmp_path: Path, service_db) -> Iterator[Live]:
     (tmp_path / "none.toml").write_text("")
-    app = create_app(JobmonConfig(server=ServerConfig(db_url=url, log_level="WARNING")))
+    app = create_app(JobmonConfig(server=ServerConfig(db_url=service_db.read_write, log_level="WARNING")))
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    serve_in_thread(server)
     base = f"http://127.0.0.1:{server.server_port}"
     try:
         yield Live(base, Requester(base, timeout=30, retries=2), tmp_path)
