@@ -8,7 +8,7 @@
 #   make deploy      deploy the appliance on this machine (Ansible, inventories/local) and start it
 #   make deploy-dev  migrate a SQLite database under var/dev and run the development server on 127.0.0.1
 #   make lint-deploy yamllint and ansible-lint (production profile) over roles, playbooks, molecule
-#   make molecule    the Molecule scenarios (full stack; Grid Engine) and the Grid Engine testbed tests
+#   make molecule    the Molecule scenarios (docker host, database, full stack, Grid Engine) and the testbed tests
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -61,11 +61,16 @@ test-fast: venv
 deploy: deploy-venv
 	$(DEPLOY_BIN)/ansible-playbook playbooks/site.yml
 
-# The client workflow in molecule's verify step runs from the project's venv. The grid_engine scenario
-# then runs a workflow through the testbed's qsub; the testbed tests drive Grid Engine directly.
+# First the roles that can be tested alone (docker_host: the engine and the base image; jobmon_database:
+# a MariaDB of its own from the same image), then the full stack, whose verify step runs a client workflow
+# from the project's venv; the grid_engine scenario then runs a workflow through the testbed's qsub, and
+# the testbed tests drive Grid Engine directly. Later scenarios reuse what earlier ones built.
+MOLECULE := PATH="$(abspath $(DEPLOY_BIN)):$$PATH" $(DEPLOY_BIN)/molecule
 molecule: venv deploy-venv
-	PATH="$(abspath $(DEPLOY_BIN)):$$PATH" $(DEPLOY_BIN)/molecule test
-	PATH="$(abspath $(DEPLOY_BIN)):$$PATH" $(DEPLOY_BIN)/molecule test -s grid_engine
+	$(MOLECULE) test -s docker_host
+	$(MOLECULE) test -s jobmon_database
+	$(MOLECULE) test
+	$(MOLECULE) test -s grid_engine
 	JOBMON_SGE_TESTBED=jobmon-sge $(BIN)/pytest -q tests/gridengine
 
 # The config file names only a SQLite path; JOBMON_CONFIG keeps a deployed /etc/jobmon/jobmon.toml out of it.
