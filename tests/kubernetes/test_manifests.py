@@ -354,6 +354,9 @@ def test_in_cluster_database_accounts_match_the_roles(in_cluster: Rendered) -> N
     assert "GRANT ALL PRIVILEGES ON `jobmon`.* TO 'jobmon_migrator'@'%'" in init
     assert "UPDATE (maxpss, maxrss, wallclock) ON `jobmon`.task_instance TO 'jobmon_qpid'@'%'" in init
     assert rendered_sql_escapes(in_cluster.secrets["jobmon_db_migrator_password"]) in init
+    assert "EVENT mysql.jobmon_qpid_grant" in init
+    # mariadbd's init-file takes one statement per line.
+    assert all(line.endswith(";") for line in init.splitlines() if line.strip())
     sts = in_cluster.named("StatefulSet", DB)
     image = sts["spec"]["template"]["spec"]["containers"][0]["image"]
     assert image == f"{REGISTRY}jobmon-mariadb:{MARIADB_TAG}"
