@@ -6,11 +6,14 @@ graph's edges. No cluster runs here: nothing is applied (docs/kubernetes.md)."""
 from __future__ import annotations
 
 import ipaddress
+import time
 from pathlib import Path
 from typing import Any
 
+import pymysql
 import pytest
 import yaml
+from k8s_mariadb import init_file_server
 from k8s_render import (
     MARIADB_TAG,
     REGISTRY,
@@ -25,6 +28,7 @@ from k8s_render import (
 )
 
 from harness import in_ci
+from harness.mariadb import MariaDBUnavailable, find_binaries
 
 kubernetes_validate = pytest.importorskip("kubernetes_validate")
 
@@ -74,7 +78,8 @@ def _render(tmp_path_factory: pytest.TempPathFactory, name: str, overlay: dict[s
 
 @pytest.fixture(scope="module")
 def in_cluster(tmp_path_factory: pytest.TempPathFactory) -> Rendered:
-    return _render(tmp_path_factory, "in_cluster", {})
+    # A one-second grant event, so test_init_file_makes_the_roles_accounts need not wait a minute.
+    return _render(tmp_path_factory, "in_cluster", {"kubernetes_manifests_qpid_grant_interval": 1})
 
 
 @pytest.fixture(scope="module")
@@ -372,3 +377,38 @@ def test_ingress_serves_tls(rendered: Rendered) -> None:
     tls = rendered.named("Secret", "jobmon-tls")
     assert tls["type"] == "kubernetes.io/tls"
     assert set(tls["data"]) == {"tls.crt", "tls.key"}
+
+
+def test_init_file_makes_the_roles_accounts(in_cluster: Rendered) -> None:
+    """The init SQL on a real mariadbd, as the StatefulSet runs it; then the migrator migrates, the event
+    grants the qpid account its columns, and the read-only account cannot write."""
+    try:
+        find_binaries()
+    except MariaDBUnavailable as error:
+        if in_ci():
+            raise
+        pytest.skip(str(error))
+    from jobmon.server import migrate
+
+    init = secret_data(in_cluster.named("Secret", "jobmon-mariadb-init"))["init.sql"]
+    pw = in_cluster.secrets
+    with init_file_server(init) as server:
+        migrate.upgrade(server.url("jobmon_migrator", pw["jobmon_db_migrator_password"], "jobmon"))
+        deadline = 30
+        grants = ""
+        while deadline > 0 and "UPDATE (" not in grants:
+            with server.connect() as conn, conn.cursor() as cur:
+                cur.execute("SHOW GRANTS FOR 'jobmon_qpid'@'%'")
+                grants = " ".join(row[0] for row in cur.fetchall())
+            deadline -= 1
+            time.sleep(0.5)
+        assert "GRANT SELECT, UPDATE (" in grants
+        assert "ON `jobmon`.`task_instance` TO `jobmon_qpid`@`%`" in grants
+        with server.connect("jobmon_state", pw["jobmon_db_state_password"], "jobmon") as conn, \
+                conn.cursor() as cur:
+            cur.execute("SELECT COUNT(*) FROM workflow")
+        with server.connect("jobmon_ro", pw["jobmon_db_readonly_password"], "jobmon") as conn, \
+                conn.cursor() as cur:
+            cur.execute("SELECT COUNT(*) FROM workflow")
+            with pytest.raises(pymysql.err.OperationalError, match="command denied"):
+                cur.execute("DELETE FROM workflow")
