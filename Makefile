@@ -2,8 +2,9 @@
 #   make venv        .venv with the package and its dev extras (re-run when pyproject.toml changes)
 #   make lint        ruff over the code
 #   make typecheck   mypy (strict) over the package
-#   make check       everything CI runs after installing packages: lint, typecheck, test, molecule
-#   make test        every test: unit, service (SQLite and a private MariaDB), end-to-end (real uWSGI)
+#   make check       everything CI runs after installing packages: lint, typecheck, lint-deploy, kubernetes, test, molecule
+#   make test        every test: unit, service (SQLite and a private MariaDB), end-to-end (real uWSGI);
+#                    tests/kubernetes runs in make kubernetes
 #   make test-fast   unit and SQLite service tests without the slow-marked ones (under a minute on 2 cores)
 #   make deploy      deploy the appliance on this machine (Ansible, inventories/local) and start it
 #   make deploy-dev  migrate a SQLite database under var/dev and run the development server on 127.0.0.1
