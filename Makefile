@@ -2,12 +2,14 @@
 #   make venv        .venv with the package and its dev extras (re-run when pyproject.toml changes)
 #   make lint        ruff over the code
 #   make typecheck   mypy (strict) over the package
-#   make check       everything CI runs after installing packages: lint, typecheck, test, molecule
-#   make test        every test: unit, service (SQLite and a private MariaDB), end-to-end (real uWSGI)
+#   make check       everything CI runs after installing packages: lint, typecheck, lint-deploy, kubernetes, test, molecule
+#   make test        every test: unit, service (SQLite and a private MariaDB), end-to-end (real uWSGI);
+#                    tests/kubernetes runs in make kubernetes
 #   make test-fast   unit and SQLite service tests without the slow-marked ones (under a minute on 2 cores)
 #   make deploy      deploy the appliance on this machine (Ansible, inventories/local) and start it
 #   make deploy-dev  migrate a SQLite database under var/dev and run the development server on 127.0.0.1
 #   make lint-deploy yamllint and ansible-lint (production profile) over roles, playbooks, molecule
+#   make kubernetes  render the Kubernetes manifests (playbooks/kubernetes.yml), validate them offline, policy tests
 #   make molecule    the Molecule scenarios (docker host, database, full stack, Grid Engine) and the testbed tests
 
 PYTHON ?= python3
@@ -21,9 +23,9 @@ PYTEST_ARGS ?=
 DEPLOY_VENV ?= .venv-deploy
 DEPLOY_BIN := $(DEPLOY_VENV)/bin
 
-.PHONY: check venv deploy-venv lint lint-deploy typecheck test deploy deploy-dev molecule clean
+.PHONY: check venv deploy-venv lint lint-deploy kubernetes typecheck test deploy deploy-dev molecule clean
 
-check: lint typecheck lint-deploy test molecule
+check: lint typecheck lint-deploy kubernetes test molecule
 
 venv: $(VENV)/.installed
 deploy-venv: $(DEPLOY_VENV)/.installed
@@ -50,13 +52,19 @@ lint-deploy: deploy-venv
 typecheck: venv
 	$(BIN)/mypy
 
+# tests/kubernetes runs in `make kubernetes` (it needs the deploy venv's ansible-playbook).
 test: venv
-	$(BIN)/pytest -q $(PYTEST_ARGS)
+	$(BIN)/pytest -q --ignore=tests/kubernetes $(PYTEST_ARGS)
+
+# The manifests rendered by the real playbook (deploy venv) into temporary directories, validated against the
+# Kubernetes 1.30 and newest schemas offline (kubernetes-validate), and the policy tests. No cluster is used.
+kubernetes: venv deploy-venv
+	JOBMON_DEPLOY_BIN=$(abspath $(DEPLOY_BIN)) $(BIN)/pytest -q tests/kubernetes $(PYTEST_ARGS)
 
 # For the edit-test loop: no MariaDB, no uWSGI, none of the slow-marked tests (make test runs them all).
 .PHONY: test-fast
 test-fast: venv
-	$(BIN)/pytest -q -m "not mariadb and not e2e and not slow" $(PYTEST_ARGS)
+	$(BIN)/pytest -q -m "not mariadb and not e2e and not slow" --ignore=tests/kubernetes $(PYTEST_ARGS)
 
 deploy: deploy-venv
 	$(DEPLOY_BIN)/ansible-playbook playbooks/site.yml
