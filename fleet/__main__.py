@@ -1,0 +1,70 @@
+"""fleet/run ACTION [options]: day-2 operations over the grid_engine_nodes of the Ansible inventory."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from fleet import client
+from fleet.check import check, table
+from fleet.inventory import GROUP, load_nodes
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="fleet/run", description=__doc__)
+    parser.add_argument("action", choices=["check", "upgrade", "rollback", "drain", "undrain"])
+    parser.add_argument("-i", "--inventory", action="append",
+                        help="Ansible inventory (repeatable; default inventories/local)")
+    parser.add_argument("--group", default=GROUP, help=f"inventory group of the nodes (default {GROUP})")
+    parser.add_argument("--limit", action="append", help="only this node (repeatable)")
+    parser.add_argument("--wheel", type=Path, help="upgrade: the jobmon wheel to install")
+    parser.add_argument("--batch-size", type=int, default=10,
+                        help="upgrade/rollback: nodes per batch (default 10)")
+    parser.add_argument("--queue", default="*",
+                        help="drain/undrain: queue whose instance on the node is disabled (default: all)")
+    parser.add_argument("--parallel", type=int, default=20, help="nodes worked on at once (default 20)")
+    args = parser.parse_args(argv)
+    if args.action == "upgrade" and (args.wheel is None or not args.wheel.is_file()):
+        parser.error("upgrade needs --wheel PATH to an existing jobmon-*.whl")
+    if args.batch_size < 1:
+        parser.error("--batch-size must be at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(sys.argv[1:] if argv is None else argv)
+    nodes = load_nodes(args.inventory or [str(ROOT / "inventories" / "local")], args.group, args.limit)
+    if not nodes:
+        print(f"fleet: no hosts in group {args.group}", file=sys.stderr)
+        return 2
+    started = time.monotonic()
+    if args.action == "check":
+        verdicts = check(nodes, args.parallel)
+        print(table(verdicts))
+        ok = all(v.ok for v in verdicts)
+    elif args.action == "upgrade":
+        ok = client.in_batches(nodes, args.batch_size, client.upgrade_adder(args.wheel.resolve()),
+                               args.parallel, print)
+    elif args.action == "rollback":
+        ok = client.in_batches(
+            nodes, args.batch_size,
+            client.shell_adder(lambda n: client.rollback_script(n.setting("grid_engine_client_venv")),
+                               "Roll back the client venv"),
+            args.parallel, print)
+    else:
+        enable = args.action == "undrain"
+        ok = client.in_batches(nodes, len(nodes),
+                               client.shell_adder(lambda _n: client.qmod_script(enable, args.queue),
+                                                  f"{args.action} the node's queue instances"),
+                               args.parallel, print)
+    print(f"{args.action}: {'ok' if ok else 'FAILED'} on {len(nodes)} node(s) in "
+          f"{time.monotonic() - started:.1f} s")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
