@@ -39,7 +39,8 @@ class Verdict:
 
 def add_probe(state: State, host: Host, node: Node) -> Any:
     argv = ["python3", "-c", PROBE, node.setting("grid_engine_client_venv"),
-            node.setting("grid_engine_client_config_path"), node.setting("grid_engine_client_sge_config_path")]
+            node.setting("grid_engine_client_config_path"),
+            node.setting("grid_engine_client_sge_config_path")]
     return add_op(state, server.shell, shlex.join(argv), name="Probe the Jobmon client", host=host)
 
 
@@ -56,11 +57,13 @@ def judge(node: Node, outcome: session.Outcome) -> Verdict:
         verdict.problems.append(f"no jobmon in the venv: {probe.get('client_error')}")
     if served is None:
         verdict.service = "down"
-        verdict.problems.append(f"service {probe.get('service_url') or '(no URL)'}: {probe.get('service_error')}")
+        url = probe.get("service_url") or "(no URL)"
+        verdict.problems.append(f"service {url}: {probe.get('service_error')}")
     else:
         verdict.service = "ok"
         if client is not None and client != served:
-            verdict.problems.append(f"client {client} differs from the service's {served}: workers refuse to run")
+            verdict.problems.append(
+                f"client {client} differs from the service's {served}: workers refuse to run")
     bad_modes = []
     for path, found in probe["modes"].items():
         want = EXPECTED_DIR_MODE if path == str(Path(node.setting("grid_engine_client_config_path")).parent) \

@@ -37,7 +37,8 @@ restore() {{ echo "$1; restoring the previous venv" >&2; rm -rf "$V"; mv "$P" "$
 "$V/bin/python" -m pip install --quiet --disable-pip-version-check --no-cache-dir --no-index \\
     --force-reinstall --no-deps {q(remote_wheel)} || restore "pip install failed"
 "$V/bin/python" -m pip check --disable-pip-version-check >&2 || restore "pip check failed"
-got=$("$V/bin/python" -c "import importlib.metadata as m; print(m.version('jobmon'))") || restore "import failed"
+got=$("$V/bin/python" -c "import importlib.metadata as m; print(m.version('jobmon'))") \
+    || restore "import failed"
 [ "$got" = {q(version)} ] || restore "installed $got, not {version}"
 "$V/bin/jobmon-worker" --help >/dev/null || restore "jobmon-worker does not start"
 echo "fleet:{Path(remote_wheel).name}" >"$V/.jobmon-wheelset"

@@ -46,7 +46,7 @@ def probe(venv: str, config_path: str, sge_config_path: str) -> dict[str, Any]:
     if service_url:
         try:
             url = service_url.rstrip("/") + "/api/query/version"
-            with urllib.request.urlopen(url, timeout=10) as answer:  # noqa: S310 - the site's own URL
+            with urllib.request.urlopen(url, timeout=10) as answer:
                 result["server_version"] = json.loads(answer.read())["version"]
         except Exception as exc:
             result["service_error"] = f"{type(exc).__name__}: {exc}"

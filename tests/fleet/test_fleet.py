@@ -68,7 +68,8 @@ def wheel(work: Path) -> Path:
 @pytest.fixture(scope="module")
 def broken_node(work: Path, wheel: Path) -> Iterator[str]:
     image = sh("docker", "inspect", "-f", "{{.Config.Image}}", CONTAINER).stdout.strip()
-    sh("docker", "run", "-d", "--name", BROKEN, "--network", "host", "--entrypoint", "sleep", image, "infinity")
+    sh("docker", "run", "-d", "--name", BROKEN, "--network", "host", "--entrypoint", "sleep", image,
+       "infinity")
     try:
         # The testbed's wheel set gives the broken node the client's dependencies without an index.
         sh("docker", "cp", f"{CONTAINER}:/opt/jobmon/wheels", str(work / "wheels"))
