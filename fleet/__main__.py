@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from pathlib import Path
@@ -27,6 +28,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--queue", default="*",
                         help="drain/undrain: queue whose instance on the node is disabled (default: all)")
     parser.add_argument("--parallel", type=int, default=20, help="nodes worked on at once (default 20)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="pyinfra's own progress too")
     args = parser.parse_args(argv)
     if args.action == "upgrade" and (args.wheel is None or not args.wheel.is_file()):
         parser.error("upgrade needs --wheel PATH to an existing jobmon-*.whl")
@@ -41,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     if not nodes:
         print(f"fleet: no hosts in group {args.group}", file=sys.stderr)
         return 2
+    # pyinfra logs each step at INFO; by default only its errors (a node's failing output) show above
+    # the summary.
+    logging.basicConfig(format="%(message)s")
+    logging.getLogger("pyinfra").setLevel(logging.INFO if args.verbose else logging.ERROR)
     started = time.monotonic()
     if args.action == "check":
         verdicts = check(nodes, args.parallel)

@@ -74,8 +74,13 @@ def judge(node: Node, outcome: session.Outcome) -> Verdict:
             bad_modes.append(f"{path}: mode {found[0]} owner {found[1]}:{found[2]}, want {want} root:root")
     verdict.modes = "ok" if not bad_modes else "wrong"
     verdict.problems += bad_modes
-    if probe.get("worker_rc") == 0:
+    venv = node.setting("grid_engine_client_venv")
+    if probe.get("worker_rc") == 0 and str(probe.get("worker_path")).startswith(venv + "/"):
         verdict.worker = "ok"
+    elif probe.get("worker_rc") == 0:
+        # Jobs run the jobmon-worker on PATH: one from elsewhere is not the client just checked.
+        verdict.worker = "foreign"
+        verdict.problems.append(f"jobmon-worker on PATH is {probe.get('worker_path')}, not from {venv}")
     else:
         verdict.worker = "fails"
         verdict.problems.append(f"{probe.get('worker_path')} --help: rc {probe.get('worker_rc')} "

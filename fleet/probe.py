@@ -20,11 +20,15 @@ from typing import Any
 
 def probe(venv: str, config_path: str, sge_config_path: str) -> dict[str, Any]:
     result: dict[str, Any] = {"hostname": os.uname().nodename}
-    version = subprocess.run(
-        [f"{venv}/bin/python", "-c", "import importlib.metadata as m; print(m.version('jobmon'))"],
-        capture_output=True, text=True, check=False)
-    result["client_version"] = version.stdout.strip() if version.returncode == 0 else None
-    result["client_error"] = version.stderr.strip()[-300:]
+    try:
+        version = subprocess.run(
+            [f"{venv}/bin/python", "-c", "import importlib.metadata as m; print(m.version('jobmon'))"],
+            capture_output=True, text=True, check=False)
+        result["client_version"] = version.stdout.strip() if version.returncode == 0 else None
+        result["client_error"] = version.stderr.strip()[-300:]
+    except OSError as exc:
+        result["client_version"] = None
+        result["client_error"] = str(exc)
 
     modes: dict[str, Any] = {}
     for path in (str(Path(config_path).parent), config_path, sge_config_path):

@@ -10,10 +10,13 @@ from typing import Any
 
 from pyinfra.api import Config, Host, Inventory, State
 from pyinfra.api.connect import connect_all, disconnect_all
+from pyinfra.api.exceptions import PyinfraError
 from pyinfra.api.operations import run_ops
 from pyinfra.api.state import StateStage
 
 from fleet.inventory import Node
+
+log = logging.getLogger("fleet")
 
 
 @dataclass
@@ -48,8 +51,6 @@ def missing_containers(nodes: list[Node]) -> dict[str, str]:
 
 def run(nodes: list[Node], add_ops: OpAdder, parallel: int = 20) -> dict[str, Outcome]:
     """Queue ``add_ops`` on every node, run them (nodes in parallel), return each node's outcome."""
-    # pyinfra logs every step at INFO; the fleet commands print their own summary.
-    logging.getLogger("pyinfra").setLevel(logging.WARNING)
     outcomes = {name: Outcome(False, "", why) for name, why in missing_containers(nodes).items()}
     nodes = [node for node in nodes if node.name not in outcomes]
     if not nodes:
@@ -57,16 +58,21 @@ def run(nodes: list[Node], add_ops: OpAdder, parallel: int = 20) -> dict[str, Ou
     inventory = Inventory(([(node.pyinfra_name, node.data) for node in nodes], {}))
     state = State(inventory, Config(PARALLEL=parallel))
     by_name = {node.pyinfra_name: node for node in nodes}
-    state.set_stage(StateStage.Connect)
-    connect_all(state)
+    metas: dict[str, Any] = {}
     try:
+        # pyinfra gives up ("No hosts remaining!") when every host of the batch failed: each host's
+        # outcome is still read below.
+        state.set_stage(StateStage.Connect)
+        connect_all(state)
         state.set_stage(StateStage.Prepare)
-        metas: dict[str, Any] = {}
         for host in inventory.get_active_hosts():
             node = by_name[host.name]
             metas[node.name] = add_ops(state, host, node)
         state.set_stage(StateStage.Execute)
         run_ops(state)
+    except PyinfraError as exc:
+        log.debug("pyinfra stopped: %s", exc)
+    finally:
         for host in inventory:
             node = by_name[host.name]
             meta = metas.get(node.name)
@@ -76,8 +82,7 @@ def run(nodes: list[Node], add_ops: OpAdder, parallel: int = 20) -> dict[str, Ou
             op = meta[host]
             ok = op.is_complete() and op.did_succeed() and host not in state.failed_hosts
             outcomes[node.name] = Outcome(ok, op.stdout if op.is_complete() else "",
-                                          op.stderr if op.is_complete() else "")
-    finally:
+                                          op.stderr if op.is_complete() else "not run")
         state.set_stage(StateStage.Disconnect)
         disconnect_all(state)
     return outcomes
