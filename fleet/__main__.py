@@ -20,6 +20,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("action", choices=["check", "upgrade", "rollback", "drain", "undrain"])
     parser.add_argument("-i", "--inventory", action="append",
                         help="Ansible inventory (repeatable; default inventories/local)")
+    parser.add_argument("--vault-password-file",
+                        help="for an inventory with vaulted variables (inventories/production)")
     parser.add_argument("--group", default=GROUP, help=f"inventory group of the nodes (default {GROUP})")
     parser.add_argument("--limit", action="append", help="only this node (repeatable)")
     parser.add_argument("--wheel", type=Path, help="upgrade: the jobmon wheel to install")
@@ -39,7 +41,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
-    nodes = load_nodes(args.inventory or [str(ROOT / "inventories" / "local")], args.group, args.limit)
+    nodes = load_nodes(args.inventory or [str(ROOT / "inventories" / "local")], args.group, args.limit,
+                       args.vault_password_file)
     if not nodes:
         print(f"fleet: no hosts in group {args.group}", file=sys.stderr)
         return 2

@@ -51,10 +51,13 @@ def ansible_inventory_command() -> str:
     return found
 
 
-def read_inventory(sources: list[str]) -> dict[str, Any]:
+def read_inventory(sources: list[str], vault_password_file: str | None = None) -> dict[str, Any]:
     argv = [ansible_inventory_command()]
     for source in sources:
         argv += ["-i", source]
+    # A file, never the password itself, on the command line (ANSIBLE_VAULT_PASSWORD_FILE works too).
+    if vault_password_file:
+        argv += ["--vault-password-file", vault_password_file]
     argv.append("--list")
     proc = subprocess.run(argv, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
@@ -97,8 +100,9 @@ def to_node(name: str, hostvars: dict[str, Any]) -> Node:
     return Node(name, name, data)
 
 
-def load_nodes(sources: list[str], group: str = GROUP, limit: list[str] | None = None) -> list[Node]:
-    listing = read_inventory(sources)
+def load_nodes(sources: list[str], group: str = GROUP, limit: list[str] | None = None,
+               vault_password_file: str | None = None) -> list[Node]:
+    listing = read_inventory(sources, vault_password_file)
     hostvars: dict[str, dict[str, Any]] = listing.get("_meta", {}).get("hostvars", {})
     names = group_hosts(listing, group)
     if limit:
