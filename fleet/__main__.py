@@ -29,6 +29,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
                         help="upgrade/rollback: nodes per batch (default 10)")
     parser.add_argument("--queue", default="*",
                         help="drain/undrain: queue whose instance on the node is disabled (default: all)")
+    parser.add_argument("--admin-host",
+                        help="drain/undrain: run qmod on this inventory host (a Grid Engine admin host) "
+                             "instead of on each node")
     parser.add_argument("--parallel", type=int, default=20, help="nodes worked on at once (default 20)")
     parser.add_argument("-v", "--verbose", action="store_true", help="pyinfra's own progress too")
     args = parser.parse_args(argv)
@@ -41,8 +44,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
-    nodes = load_nodes(args.inventory or [str(ROOT / "inventories" / "local")], args.group, args.limit,
-                       args.vault_password_file)
+    inventories = args.inventory or [str(ROOT / "inventories" / "local")]
+    nodes = load_nodes(inventories, args.group, args.limit, args.vault_password_file)
     if not nodes:
         print(f"fleet: no hosts in group {args.group}", file=sys.stderr)
         return 2
@@ -65,11 +68,10 @@ def main(argv: list[str] | None = None) -> int:
                                "Roll back the client venv"),
             args.parallel, print)
     else:
-        enable = args.action == "undrain"
-        ok = client.in_batches(nodes, len(nodes),
-                               client.shell_adder(lambda _n: client.qmod_script(enable, args.queue),
-                                                  f"{args.action} the node's queue instances"),
-                               args.parallel, print)
+        admin = None
+        if args.admin_host:
+            (admin,) = load_nodes(inventories, "all", [args.admin_host], args.vault_password_file)
+        ok = client.drain(nodes, admin, args.action == "undrain", args.queue, args.parallel, print)
     print(f"{args.action}: {'ok' if ok else 'FAILED'} on {len(nodes)} node(s) in "
           f"{time.monotonic() - started:.1f} s")
     return 0 if ok else 1

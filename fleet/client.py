@@ -57,16 +57,42 @@ mv "$V" "$V.swap" && mv "$P" "$V" && mv "$V.swap" "$P"
 """
 
 
-def qmod_script(enable: bool, queue: str) -> str:
-    # Run on the node itself: Grid Engine names queue instances by the execution host's own name. A login
-    # profile puts Grid Engine on PATH at sites that use settings.sh.
+def qmod_script(enable: bool, queue: str, hosts: list[str] | None = None) -> str:
+    """qmod -d/-e of the queue's instances on ``hosts`` (default: the host it runs on), then their qstat."""
+    # Grid Engine names queue instances by the execution host's own name, hence $(hostname) on the node.
+    # A login profile puts Grid Engine on PATH at sites that use settings.sh.
     flag = "-e" if enable else "-d"
+    names = " ".join(shlex.quote(host) for host in hosts) if hosts else '"$(hostname)"'
     return f"""set -eu
 . /etc/profile >/dev/null 2>&1 || true
-h=$(hostname)
-qmod {flag} {shlex.quote(queue)}@"$h"
-qstat -f -q {shlex.quote(queue)}@"$h" | awk 'NR>2 && NF'
+for h in {names}; do
+    qmod {flag} {shlex.quote(queue)}@"$h"
+    qstat -f -q {shlex.quote(queue)}@"$h" | awk 'NR>2 && NF'
+done
 """
+
+
+def drain(nodes: list[Node], admin: Node | None, enable: bool, queue: str, parallel: int,
+          report: Callable[[str], None]) -> bool:
+    """Drain (enable=False) or undrain the nodes: qmod on each node, or for all of them on ``admin``."""
+    action = "undrain" if enable else "drain"
+    if admin is None:
+        return in_batches(nodes, len(nodes), shell_adder(lambda _n: qmod_script(enable, queue),
+                                                         f"{action} the node's queue instances"),
+                          parallel, report)
+    # Execution hosts are often not admin hosts: ask each node its name, then qmod them from the admin host.
+    names = session.run(nodes, shell_adder(lambda _n: "hostname", "Read the host name"), parallel=parallel)
+    failed = [node.name for node in nodes if not names[node.name].ok]
+    for name in failed:
+        report(f"{name:<20} FAILED  {names[name].stderr.strip()}")
+    if failed:
+        return False
+    hosts = [names[node.name].stdout.strip().splitlines()[-1] for node in nodes]
+    outcome = session.run([admin], shell_adder(lambda _n: qmod_script(enable, queue, hosts),
+                                               f"{action} the nodes' queue instances"))[admin.name]
+    report(f"{admin.name} (admin host): {'ok' if outcome.ok else 'FAILED'}")
+    report((outcome.stdout if outcome.ok else outcome.stderr or outcome.stdout).strip())
+    return outcome.ok
 
 
 def shell_adder(make: Callable[[Node], str], name: str) -> session.OpAdder:
