@@ -98,6 +98,9 @@ def inventory(work: Path, broken_node: str) -> Path:
   hosts:
     {CONTAINER}: {{ansible_connection: community.docker.docker, ansible_host: {CONTAINER}}}
     {broken_node}: {{ansible_connection: community.docker.docker, ansible_host: {broken_node}}}
+qmaster:
+  hosts:
+    fleet-admin: {{ansible_connection: community.docker.docker, ansible_host: {CONTAINER}}}
 """)
     return path
 
@@ -158,5 +161,17 @@ def test_drain_then_undrain(inventory: Path) -> None:
         assert "d" in queue_states(host)
     finally:
         run = fleet("undrain", "-i", str(inventory), "--limit", CONTAINER, "--queue", "all.q")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "d" not in queue_states(host)
+
+
+def test_drain_from_an_admin_host(inventory: Path) -> None:
+    host = sh("docker", "exec", CONTAINER, "hostname").stdout.strip()
+    try:
+        run = fleet("drain", "-i", str(inventory), "--limit", CONTAINER, "--admin-host", "fleet-admin")
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert "d" in queue_states(host)
+    finally:
+        run = fleet("undrain", "-i", str(inventory), "--limit", CONTAINER, "--admin-host", "fleet-admin")
     assert run.returncode == 0, run.stdout + run.stderr
     assert "d" not in queue_states(host)
