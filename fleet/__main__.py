@@ -9,8 +9,9 @@ import time
 from pathlib import Path
 
 from fleet import client
-from fleet.check import check, table
+from fleet.check import check
 from fleet.inventory import GROUP, load_nodes
+from fleet.verdict import table
 
 ROOT = Path(__file__).resolve().parent.parent
 
