@@ -130,6 +130,8 @@ def test_upgrade_then_rollback_leaves_the_version_as_it_was(inventory: Path, whe
     assert run.returncode == 0, run.stdout + run.stderr
     assert client_version(CONTAINER) == before
     assert fleet("check", "-i", str(inventory), "--limit", CONTAINER).returncode == 0
+    # Leave the testbed as the role converged it (the rolled-back-from venv and the test wheel go).
+    sh("docker", "exec", CONTAINER, "rm", "-rf", f"{VENV}.previous", "/opt/jobmon/wheels/fleet")
 
 
 def test_upgrade_stops_at_the_first_failing_batch(work: Path, inventory: Path, wheel: Path) -> None:
