@@ -110,4 +110,12 @@ def load_nodes(sources: list[str], group: str = GROUP, limit: list[str] | None =
         if unknown:
             raise SystemExit(f"fleet: not in group {group}: {', '.join(unknown)}")
         names = [name for name in names if name in limit]
-    return [to_node(name, hostvars.get(name, {})) for name in names]
+    nodes = [to_node(name, hostvars.get(name, {})) for name in names]
+    # pyinfra keys hosts by this name: two inventory names for one container or host would merge.
+    targets: dict[str, str] = {}
+    for node in nodes:
+        if node.pyinfra_name in targets:
+            raise SystemExit(f"fleet: {targets[node.pyinfra_name]} and {node.name} are the same target "
+                             f"({node.pyinfra_name}); use --limit")
+        targets[node.pyinfra_name] = node.name
+    return nodes

@@ -60,19 +60,19 @@ def run(nodes: list[Node], add_ops: OpAdder, parallel: int = 20) -> dict[str, Ou
     by_name = {node.pyinfra_name: node for node in nodes}
     metas: dict[str, Any] = {}
     try:
-        # pyinfra gives up ("No hosts remaining!") when every host of the batch failed: each host's
-        # outcome is still read below.
-        state.set_stage(StateStage.Connect)
-        connect_all(state)
-        state.set_stage(StateStage.Prepare)
-        for host in inventory.get_active_hosts():
-            node = by_name[host.name]
-            metas[node.name] = add_ops(state, host, node)
-        state.set_stage(StateStage.Execute)
-        run_ops(state)
-    except PyinfraError as exc:
-        log.debug("pyinfra stopped: %s", exc)
-    finally:
+        try:
+            # pyinfra gives up ("No hosts remaining!") when every host of the batch failed: each host's
+            # outcome is still read below.
+            state.set_stage(StateStage.Connect)
+            connect_all(state)
+            state.set_stage(StateStage.Prepare)
+            for host in inventory.get_active_hosts():
+                node = by_name[host.name]
+                metas[node.name] = add_ops(state, host, node)
+            state.set_stage(StateStage.Execute)
+            run_ops(state)
+        except PyinfraError as exc:
+            log.debug("pyinfra stopped: %s", exc)
         for host in inventory:
             node = by_name[host.name]
             meta = metas.get(node.name)
@@ -83,6 +83,7 @@ def run(nodes: list[Node], add_ops: OpAdder, parallel: int = 20) -> dict[str, Ou
             ok = op.is_complete() and op.did_succeed() and host not in state.failed_hosts
             outcomes[node.name] = Outcome(ok, op.stdout if op.is_complete() else "",
                                           op.stderr if op.is_complete() else "not run")
+    finally:
         state.set_stage(StateStage.Disconnect)
         disconnect_all(state)
     return outcomes
