@@ -11,6 +11,7 @@
 #   make lint-deploy yamllint and ansible-lint (production profile) over roles, playbooks, molecule
 #   make kubernetes  render the Kubernetes manifests (playbooks/kubernetes.yml), validate them offline, policy tests
 #   make molecule    the Molecule scenarios (docker host, database, full stack, Grid Engine) and the testbed tests
+#   make fleet ACTION=check [FLEET_ARGS=...]   day-2 operations on the cluster nodes (fleet/run; docs/fleet.md)
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -30,7 +31,7 @@ check: lint typecheck lint-deploy kubernetes test molecule
 venv: $(VENV)/.installed
 deploy-venv: $(DEPLOY_VENV)/.installed
 
-# Pinned ansible (12.x, with its bundled collections), ansible-lint, molecule and yamllint.
+# Pinned ansible (12.x, with its bundled collections), ansible-lint, molecule, yamllint and pyinfra.
 $(DEPLOY_VENV)/.installed: requirements-deploy.txt
 	test -x $(DEPLOY_BIN)/python || $(PYTHON) -m venv $(DEPLOY_VENV)
 	$(DEPLOY_BIN)/python -m pip install --quiet -r requirements-deploy.txt
@@ -43,7 +44,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 lint: venv
-	$(BIN)/ruff check app tests bench
+	$(BIN)/ruff check app tests bench fleet
 
 lint-deploy: deploy-venv
 	$(DEPLOY_BIN)/yamllint .
@@ -80,6 +81,16 @@ molecule: venv deploy-venv
 	$(MOLECULE) test
 	$(MOLECULE) test -s grid_engine
 	JOBMON_SGE_TESTBED=jobmon-sge $(BIN)/pytest -q tests/gridengine
+	JOBMON_SGE_TESTBED=jobmon-sge $(BIN)/pytest -q tests/fleet
+
+# pyinfra over the inventory's grid_engine_nodes: check, upgrade (FLEET_ARGS="--wheel PATH"), rollback,
+# drain, undrain. INVENTORY defaults to inventories/local.
+ACTION ?= check
+INVENTORY ?= inventories/local
+FLEET_ARGS ?=
+.PHONY: fleet
+fleet: deploy-venv
+	DEPLOY_VENV=$(abspath $(DEPLOY_VENV)) fleet/run $(ACTION) -i $(INVENTORY) $(FLEET_ARGS)
 
 # The config file names only a SQLite path; JOBMON_CONFIG keeps a deployed /etc/jobmon/jobmon.toml out of it.
 deploy-dev: venv
