@@ -155,25 +155,16 @@ def queue_states(host: str) -> str:
     return fields[5] if len(fields) > 5 else ""
 
 
-def test_drain_then_undrain(inventory: Path) -> None:
+# On the node itself, or through an admin host for nodes that are not Grid Engine admin hosts.
+@pytest.mark.parametrize("where", [["--queue", "all.q"], ["--admin-host", "fleet-admin"]],
+                         ids=["on-the-node", "from-an-admin-host"])
+def test_drain_then_undrain(inventory: Path, where: list[str]) -> None:
     host = sh("docker", "exec", CONTAINER, "hostname").stdout.strip()
     try:
-        run = fleet("drain", "-i", str(inventory), "--limit", CONTAINER, "--queue", "all.q")
+        run = fleet("drain", "-i", str(inventory), "--limit", CONTAINER, *where)
         assert run.returncode == 0, run.stdout + run.stderr
         assert "d" in queue_states(host)
     finally:
-        run = fleet("undrain", "-i", str(inventory), "--limit", CONTAINER, "--queue", "all.q")
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert "d" not in queue_states(host)
-
-
-def test_drain_from_an_admin_host(inventory: Path) -> None:
-    host = sh("docker", "exec", CONTAINER, "hostname").stdout.strip()
-    try:
-        run = fleet("drain", "-i", str(inventory), "--limit", CONTAINER, "--admin-host", "fleet-admin")
-        assert run.returncode == 0, run.stdout + run.stderr
-        assert "d" in queue_states(host)
-    finally:
-        run = fleet("undrain", "-i", str(inventory), "--limit", CONTAINER, "--admin-host", "fleet-admin")
+        run = fleet("undrain", "-i", str(inventory), "--limit", CONTAINER, *where)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "d" not in queue_states(host)
